@@ -1,0 +1,33 @@
+"""Helpers shared by the benchmark scripts: where ../shared is, and timing."""
+
+import os
+import pathlib
+import sys
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_dir():
+    """../shared beside the checkout, or $MACO_SHARED; exits with a message if absent."""
+    path = pathlib.Path(os.environ.get("MACO_SHARED", REPO.parent / "shared"))
+    if not (path / "models").is_dir():
+        sys.exit(f"shared data not found at {path}: set MACO_SHARED to the folder holding models/ and imagenet-samples/")
+    return path
+
+
+class Timer:
+    """`with Timer() as t: ...` then `t.seconds`."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

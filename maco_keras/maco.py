@@ -1,0 +1,85 @@
+"""`maco`: MACO feature visualization (Fel et al., NeurIPS 2023)."""
+
+import numpy as np
+
+from . import augmentation as augmentation_lib
+from . import optimization
+from . import parameterization as parameterization_lib
+from . import spectrum
+from . import validation
+from . import visualize as visualize_lib
+
+_IMAGES = visualize_lib.ParameterizationCache()
+
+
+def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_scale=0.25, crop_scale_std=0.1,
+         noise=0.1, learning_rate=1.0, optimizer=None, values_range=(-1.0, 1.0), magnitude=None, seed=None,
+         jit_compile=False, verbose=True, input_shape=None, return_visualization=False):
+    """Optimizes N images, one per objective, by their Fourier phase at a fixed magnitude.
+
+    All N objectives are optimized together in one batch: each step draws `crops` random
+    crops of every image (side ~ N(crop_scale, crop_scale_std) of the image side, uniform
+    position), adds uniform noise, resizes them to the model input and takes one NAdam
+    step on the phases. The compiled loop is traced once per (model, shapes) and reused
+    by later calls.
+
+    Args:
+        objective: an Xplique `Objective` (any composition), a Keras model with `units`
+            (its output units, e.g. logits), or a callable `images -> scores` with
+            `input_shape` (scores (B,), or (B, U) with `units`).
+        units: int or list of output units, for a Keras model or a (B, U) callable.
+        steps: optimization steps (paper: 256).
+        image_size: int or (height, width) of the images (paper: 512); >= model input.
+        crops: crops per image per step.
+        crop_scale: mean crop side as a fraction of the image side (paper: 0.25); also a
+            callable `step -> scale` or a sequence of `steps` values.
+        crop_scale_std: standard deviation of the crop side (paper: 0.1).
+        noise: amplitude a of the additive U(-a, a) noise, as a fraction of the
+            `values_range` span (paper: 0.1); a number, callable or sequence.
+        learning_rate: NAdam learning rate (paper: 1.0); ignored if `optimizer` is given.
+        optimizer: a Keras optimizer to use instead (its configuration is copied).
+        values_range: (low, high) input range of the model, e.g. (-1, 1) or (0, 255).
+        magnitude: array (C, H, W // 2 + 1) (see `compute_magnitude`); default ImageNet.
+        seed: int; the same seed gives the same images. None: random.
+        jit_compile: compile with XLA (recommended on GPU/TPU; slower on CPU).
+        verbose: show a progress bar.
+        input_shape: (h, w, C) of the model, for a callable objective.
+        return_visualization: return the `Visualization` (images, transparency, per-step
+            scores, names) instead of the tuple.
+
+    Returns:
+        (images, transparency): float32 arrays (N, H, W, C); images in `values_range`,
+        transparency the mean |dL/dx| over the steps.
+
+    Example:
+        >>> model = keras.models.load_model("mobilenet_v2_1.0_224.keras")
+        >>> images, transparency = maco(model, units=[1, 309], steps=256)
+        >>> obj = Objective.neuron(model, -1, [1, 309]) + 0.5 * Objective.channel(model, "out_relu", 7)
+        >>> images, transparency = maco(obj)
+    """
+    validation.non_negative_float("crop_scale_std", crop_scale_std)
+    learning_rate = validation.non_negative_float("learning_rate", learning_rate)
+
+    def prepare(compiled, size):
+        channels = compiled.input_shape[-1]
+        if magnitude is None:
+            if channels not in (1, 3):
+                raise ValueError(f"`magnitude` is required for a {channels}-channel model (see `compute_magnitude`).")
+            fixed = spectrum.imagenet_magnitude(size, channels)
+        else:
+            fixed = spectrum.check_magnitude(magnitude, size, channels)
+        return lambda images: images.magnitude.assign(fixed)
+
+    def make_images(num_images, size, channels, values_range, seed):
+        # Built with a placeholder magnitude: `prepare` assigns the real one on every call.
+        placeholder = np.ones((channels, *spectrum.spectrum_shape(size)), np.float32)
+        return parameterization_lib.MacoImage(
+            num_images, size, channels, magnitude=placeholder, values_range=values_range, seed=seed)
+
+    return visualize_lib.run_method(
+        objective, units, input_shape, make_images=make_images, cache=_IMAGES, prepare=prepare,
+        steps=steps, image_size=image_size, crops=crops, crop_scale=crop_scale, noise=noise,
+        values_range=values_range, seed=seed,
+        augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std)),
+        optimizer=optimizer if optimizer is not None else optimization.default_optimizer(learning_rate),
+        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization)

@@ -1,0 +1,163 @@
+"""Metrics of the MACO paper (Section 4), each usable alone on NumPy/TF arrays.
+
+- `plausibility`: Deep-KNN distance of each visualization to natural images in a
+  network's features (the paper's plausibility score, lower is better);
+- `frechet_distance` (FID) and `kernel_distance` (KID, unbiased at small sample sizes)
+  between visualizations and natural images in a feature model chosen by the caller;
+- `transferability`: top-k accuracy of other classifiers on the visualizations;
+- `logit_magnitude`: the target logit, the quantity being maximized;
+- `center_crop`: the paper's 299/512 centre crop (against the centre bias of FID).
+"""
+
+import keras
+import numpy as np
+import scipy.linalg
+import tensorflow as tf
+
+from . import validation
+
+
+def center_crop(images, fraction=299 / 512):
+    """Keeps the central `fraction` of each side (the paper crops 512 px images to 299 px)."""
+    images = np.asarray(images)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"`fraction` must be in (0, 1], got {fraction}.")
+    height, width = images.shape[1:3]
+    crop_h, crop_w = max(1, round(height * fraction)), max(1, round(width * fraction))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    return images[:, top:top + crop_h, left:left + crop_w]
+
+
+def _resize_to(model, images):
+    height, width = model.input_shape[1:3]
+    images = tf.convert_to_tensor(images, tf.float32)
+    if tuple(images.shape[1:3]) != (height, width):
+        images = tf.image.resize(images, (height, width), antialias=True)
+    return images
+
+
+def model_outputs(model, images, batch_size=32):
+    """`model` on `images` (resized to its input), batched; returns a NumPy array."""
+    batch_size = validation.positive_int("batch_size", batch_size)
+    outputs = [np.asarray(model(_resize_to(model, images[start:start + batch_size]), training=False))
+               for start in range(0, len(images), batch_size)]
+    return np.concatenate(outputs).astype(np.float64)
+
+
+def feature_model(model, layer, pool=True):
+    """A model mapping inputs to `layer`'s output, global-average-pooled if spatial."""
+    output = model.get_layer(layer).output
+    if pool and len(output.shape) == 4:
+        output = keras.layers.GlobalAveragePooling2D()(output)
+    return keras.Model(model.inputs, output)
+
+
+def _features(name, values):
+    values = np.asarray(values, np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        raise ValueError(f"`{name}` must be a non-empty (samples, features) array, got shape {values.shape}.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"`{name}` must be finite.")
+    return values
+
+
+def plausibility(features, natural_features, labels=None, natural_labels=None, k=1):
+    """Deep-KNN distance: mean L2 distance from each sample to its k nearest natural images.
+
+    Args:
+        features: (n, d) features of the visualizations.
+        natural_features: (m, d) features of natural images.
+        labels, natural_labels: optional classes; then each visualization is compared with
+            the natural images of its own class only (the paper's protocol).
+        k: neighbours averaged (default 1).
+
+    Returns:
+        float array (n,): one distance per visualization (lower is more plausible).
+    """
+    features = _features("features", features)
+    natural = _features("natural_features", natural_features)
+    k = validation.positive_int("k", k)
+    if features.shape[1] != natural.shape[1]:
+        raise ValueError(f"feature sizes differ: {features.shape[1]} and {natural.shape[1]}.")
+    distances = np.sqrt(np.maximum(
+        (features ** 2).sum(1)[:, None] + (natural ** 2).sum(1)[None] - 2 * features @ natural.T, 0.0))
+    if labels is not None or natural_labels is not None:
+        if labels is None or natural_labels is None:
+            raise ValueError("`labels` and `natural_labels` go together.")
+        labels, natural_labels = np.asarray(labels), np.asarray(natural_labels)
+        distances = np.where(labels[:, None] == natural_labels[None], distances, np.inf)
+    available = np.isfinite(distances).sum(1)
+    if np.any(available < k):
+        raise ValueError(f"some samples have fewer than k={k} natural images to compare with.")
+    return np.sort(distances, axis=1)[:, :k].mean(1)
+
+
+def frechet_distance(features_a, features_b):
+    """Fréchet distance between Gaussians fitted to two feature sets (FID in Inception features).
+
+    Biased upwards at small sample sizes (the covariances are estimated from few samples):
+    compare values computed with equal sample sizes, or use `kernel_distance`.
+    """
+    a, b = _features("features_a", features_a), _features("features_b", features_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}.")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("each set needs at least 2 samples for a covariance.")
+    mean_a, mean_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(cov_a @ cov_b)
+    covmean = np.real(covmean)
+    distance = ((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean)
+    return float(max(distance, 0.0))
+
+
+def kernel_distance(features_a, features_b, degree=3):
+    """Unbiased squared MMD with the polynomial kernel (x.y / d + 1) ** degree (KID).
+
+    Unbiased at any sample size, so it can be slightly negative for identical distributions.
+    """
+    a, b = _features("features_a", features_a), _features("features_b", features_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature sizes differ: {a.shape[1]} and {b.shape[1]}.")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("each set needs at least 2 samples.")
+    dim = a.shape[1]
+    k_aa = (a @ a.T / dim + 1) ** degree
+    k_bb = (b @ b.T / dim + 1) ** degree
+    k_ab = (a @ b.T / dim + 1) ** degree
+    n, m = len(a), len(b)
+    return float((k_aa.sum() - np.trace(k_aa)) / (n * (n - 1)) + (k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
+                 - 2 * k_ab.mean())
+
+
+def top_k_accuracy(logits, labels, k=1):
+    """Fraction of samples whose label is among the k highest logits."""
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim != 2 or len(labels) != len(logits):
+        raise ValueError(f"`logits` must be (n, classes) and `labels` (n,), got {logits.shape} and {labels.shape}.")
+    k = validation.positive_int("k", k)
+    top = np.argsort(-logits, axis=1)[:, :k]
+    return float((top == labels[:, None]).any(1).mean())
+
+
+def transferability(classifiers, images, labels, ks=(1, 5), batch_size=32):
+    """Top-k accuracy of each classifier on the visualizations.
+
+    Args:
+        classifiers: dict name -> Keras classifier (inputs in the images' value range).
+        images: (n, H, W, C) visualizations (resized to each classifier's input).
+        labels: (n,) the class each visualization was made for.
+        ks: the k of top-k.
+
+    Returns:
+        dict name -> {k: accuracy}.
+    """
+    return {name: {k: top_k_accuracy(logits, labels, k) for k in ks}
+            for name, logits in ((name, model_outputs(model, images, batch_size)) for name, model in classifiers.items())}
+
+
+def logit_magnitude(model, images, labels, batch_size=32):
+    """Mean logit of each visualization's own class in `model` (what MACO maximizes)."""
+    logits = model_outputs(model, images, batch_size)
+    return float(logits[np.arange(len(labels)), np.asarray(labels)].mean())

@@ -1,0 +1,212 @@
+"""Turns what the user wants to maximize into a batched, compiled-loop-friendly form.
+
+Three inputs are accepted:
+- an Xplique `Objective`, any composition (`obj_a + 0.5 * obj_b`): its N combined
+  objectives are optimized together, one image each;
+- a Keras model plus `units`: shortcut for `Objective.neuron(model, -1, units)` (logits);
+- a plain callable `images -> scores` with the model's `input_shape`.
+
+The result, `CompiledObjective`, separates what defines the traced computation (the
+feature model, the loss functions, the mask shapes: its `key`) from the values that
+change between calls (masks, multipliers), which the loop takes as tensor arguments.
+That is what lets two objectives on different units of one model share one trace.
+"""
+
+import dataclasses
+import itertools
+import weakref
+from typing import Callable, Sequence, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+from xplique.features_visualizations import Objective
+
+from . import validation
+
+
+@dataclasses.dataclass
+class CompiledObjective:
+    """An objective ready for the optimization loop.
+
+    Attributes:
+        model: callable mapping model inputs (B, h, w, C) to a list of outputs, one per
+            sub-objective.
+        funcs: one `func(outputs, masks) -> scores` per sub-objective (Xplique's
+            convention: masks have the batch size of the outputs).
+        masks: one float32 array (N, ...) per sub-objective: row i is objective i's mask.
+        multipliers: float32 array (num_sub_objectives,).
+        names: N names.
+        input_shape: (h, w, C) of the model input.
+        key: hashable identity of the traced computation.
+    """
+
+    model: Callable
+    funcs: Sequence[Callable]
+    masks: Sequence[np.ndarray]
+    multipliers: np.ndarray
+    names: Sequence[str]
+    input_shape: Tuple[int, int, int]
+    key: tuple
+
+    @property
+    def num_objectives(self):
+        return len(self.names)
+
+    def scores(self, outputs, masks, multipliers, num_crops):
+        """Per-objective scores, averaged over crops.
+
+        Args:
+            outputs: list of model outputs for K * N crops in crop-major order.
+            masks: list of mask tensors (N, ...), multipliers: tensor (num_sub,).
+            num_crops: K.
+
+        Returns:
+            float32 tensor (N,): sum over sub-objectives of multiplier * mean over crops.
+        """
+        num_objectives = self.num_objectives
+        total = tf.zeros((num_objectives,), tf.float32)
+        for index, (func, output) in enumerate(zip(self.funcs, outputs)):
+            # Crop k*N+i belongs to objective i: tiling the N masks K times lines them up.
+            mask = tf.cast(tf.tile(masks[index], [num_crops] + [1] * (masks[index].shape.rank - 1)), output.dtype)
+            score = tf.cast(func(output, mask), tf.float32)
+            if score.shape.rank == 0:
+                # A reducer that already averages over the batch (Xplique's `layer`).
+                score = tf.fill((num_objectives,), score)
+            else:
+                score = tf.reduce_mean(tf.reshape(score, (num_crops, num_objectives, -1)), axis=(0, 2))
+            total += multipliers[index] * score
+        return total
+
+
+def _hashable(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(item) for item in value)
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.shape, value.dtype.str, value.tobytes())
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return ("id", id(value))
+
+
+def function_key(func):
+    """Identifies a loss function by its code and captured values, not its identity.
+
+    Xplique builds a new closure per objective; closures with the same code and the same
+    captured values compute the same thing and can share a trace.
+    """
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return ("id", id(func))
+    cells = tuple(_hashable(cell.cell_contents) for cell in (func.__closure__ or ()))
+    return (code, cells)
+
+
+# Feature models built from a user's model, reused across calls: building a Keras model
+# and tracing through a new one each call is what makes Xplique's `maco` retrace.
+_FEATURE_MODELS = weakref.WeakKeyDictionary()
+
+
+def _feature_model(model, outputs):
+    per_model = _FEATURE_MODELS.setdefault(model, {})
+    key = tuple(id(output) for output in outputs)
+    if key not in per_model:
+        per_model[key] = keras.Model(model.inputs, list(outputs))
+    return per_model[key]
+
+
+def _model_input_shape(model, name="objective"):
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, list):
+        shape = shape[0]
+    if shape is None or len(shape) != 4 or any(dim is None for dim in shape[1:]):
+        raise ValueError(
+            f"`{name}`'s model must have a known input shape (batch, height, width, channels), got {shape}. "
+            "Build it with a fixed `keras.Input(shape=(h, w, c))`."
+        )
+    return tuple(int(dim) for dim in shape[1:])
+
+
+def _from_xplique(objective):
+    if len(objective.multipliers) == 0:
+        raise ValueError("`objective` has no sub-objectives.")
+    # Same combination order as Objective.compile(): the cartesian product of masks.
+    combinations = list(itertools.product(*[list(range(len(masks))) for masks in objective.masks]))
+    if len(combinations) == 0:
+        raise ValueError("`objective` has no objectives to optimize (an empty list of units or channels).")
+    masks = [
+        np.stack([np.asarray(objective.masks[sub][combo[sub]], np.float32) for combo in combinations])
+        for sub in range(len(objective.masks))
+    ]
+    names = [" & ".join(str(objective.names[sub][combo[sub]]) for sub in range(len(combo))) for combo in combinations]
+    input_shape = _model_input_shape(objective.model)
+    model = _feature_model(objective.model, objective.layers)
+    funcs = list(objective.funcs)
+    key = ("xplique", id(model), tuple(function_key(f) for f in funcs), tuple(m.shape[1:] for m in masks), len(names))
+    return CompiledObjective(model, funcs, masks, np.asarray(objective.multipliers, np.float32), names, input_shape, key)
+
+
+def _units(units, name="units"):
+    if units is None:
+        raise ValueError(f"`{name}` is required with a Keras model: the output units to maximize.")
+    values = [units] if np.ndim(units) == 0 else list(np.asarray(units).ravel())
+    if len(values) == 0:
+        raise ValueError(f"`{name}` is empty: there is no objective to optimize.")
+    for unit in values:
+        if isinstance(unit, (bool, np.bool_)) or not isinstance(unit, (int, np.integer)) or unit < 0:
+            raise TypeError(f"`{name}` must be non-negative ints, got {unit!r} in {units!r}.")
+    return [int(unit) for unit in values]
+
+
+def _select(scores, selection):
+    """Each crop's score for its own objective: (B, N) scores times one-hot rows."""
+    return tf.reduce_sum(scores * selection, axis=-1)
+
+
+def compile_objective(objective, units=None, input_shape=None):
+    """Normalizes an objective. See the module docstring for what is accepted.
+
+    Args:
+        objective: Xplique `Objective`, `keras.Model` or callable.
+        units: output units (int or list) for a Keras model or a callable returning (B, U).
+        input_shape: (h, w, C) of the model, required for a plain callable.
+
+    Returns:
+        A `CompiledObjective`.
+    """
+    if isinstance(objective, Objective):
+        if units is not None:
+            raise ValueError("`units` is only used with a Keras model or a callable; the Objective defines its units.")
+        return _from_xplique(objective)
+    if isinstance(objective, keras.Model):
+        unit_list = _units(units)
+        _model_input_shape(objective)
+        num_outputs = objective.output_shape[-1]
+        if num_outputs is not None and max(unit_list) >= num_outputs:
+            raise ValueError(f"`units` must be < {num_outputs}, the model's number of outputs; got {max(unit_list)}.")
+        return _from_xplique(Objective.neuron(objective, -1, unit_list))
+    if callable(objective):
+        if input_shape is None or len(tuple(input_shape)) != 3:
+            raise ValueError(
+                f"`input_shape` must be the model input (height, width, channels) for a callable objective, got {input_shape}."
+            )
+        shape = tuple(validation.positive_int("input_shape", dim) for dim in input_shape)
+        unit_list = None if units is None else _units(units)
+
+        def model(images):
+            scores = objective(images)
+            if unit_list is None:
+                return [tf.reshape(scores, (-1, 1))]
+            return [tf.gather(scores, unit_list, axis=-1)]
+
+        num_objectives = 1 if unit_list is None else len(unit_list)
+        names = ["callable"] if unit_list is None else [f"callable#{unit}" for unit in unit_list]
+        key = ("callable", id(objective), tuple(unit_list or ()))
+        masks = [np.eye(num_objectives, dtype=np.float32)]
+        return CompiledObjective(model, [_select], masks, np.ones((1,), np.float32), names, shape, key)
+    raise TypeError(
+        "`objective` must be an xplique Objective, a keras.Model (with `units`) or a callable "
+        f"images -> scores (with `input_shape`), got {type(objective).__name__}."
+    )

@@ -1,0 +1,214 @@
+"""Image parameterizations: Keras layers whose weights *are* the images being optimized.
+
+A parameterization holds N images as trainable weights and `call()` renders them as a
+float32 tensor (N, H, W, C) in `values_range`. The optimization loop only needs that and
+`reset(seed)`, so MACO and the baselines share one loop.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import color
+from . import spectrum
+from . import validation
+
+
+class ImageParameterization(keras.layers.Layer):
+    """Base class: N images of size `image_size` with `channels` channels.
+
+    Subclasses create their weights in `__init__` (they depend on no input), render in
+    `call()` and re-draw their initial state from a seed in `reset(seed)`.
+
+    Args:
+        num_images: N, one image per objective.
+        image_size: int or (height, width).
+        channels: number of channels C.
+        values_range: (low, high) range of the rendered pixels, the model's input range.
+        seed: int seed of the initial weights (None: random).
+    """
+
+    def __init__(self, num_images, image_size, channels=3, values_range=(0.0, 1.0), seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_images = validation.positive_int("num_images", num_images)
+        self.image_size = validation.image_size("image_size", image_size)
+        self.channels = validation.positive_int("channels", channels)
+        self.values_range = validation.values_range(values_range)
+        self.seed = validation.seed(seed)
+
+    def reset(self, seed):
+        """Re-draws the trainable weights from `seed` (an int or a scalar int tensor)."""
+        raise NotImplementedError
+
+    def to_values_range(self, images01):
+        """Rescales images from [0, 1] to `values_range`."""
+        low, high = self.values_range
+        return low + (high - low) * images01
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_images=self.num_images,
+            image_size=self.image_size,
+            channels=self.channels,
+            values_range=self.values_range,
+            seed=self.seed,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="maco_keras")
+class MacoImage(ImageParameterization):
+    """MACO's magnitude-constrained image: only the Fourier phase is trained.
+
+    `x = sigmoid(recorrelate(standardize(irfft2d(magnitude * exp(i * phase)))))`,
+    rescaled to `values_range`. `phase` is a trainable `tf.Variable` of shape
+    (N, C, H, W // 2 + 1); `magnitude` a non-trainable weight of shape (C, H, W // 2 + 1),
+    by default the average ImageNet magnitude (`spectrum.imagenet_magnitude`).
+
+    Args:
+        num_images: N, one image per objective.
+        image_size: int or (height, width).
+        channels: C (3 for RGB, 1 for grayscale, other counts need a `magnitude`).
+        magnitude: array (C, H, W // 2 + 1), e.g. from `compute_magnitude`; default ImageNet.
+        values_range: (low, high) pixel range of the rendered images.
+        seed: int seed of the initial phase, drawn uniformly in [-pi, pi) (None: random).
+
+    Example:
+        >>> images = MacoImage(num_images=4, image_size=224, values_range=(-1, 1))
+        >>> images().shape
+        TensorShape([4, 224, 224, 3])
+    """
+
+    def __init__(self, num_images, image_size, channels=3, magnitude=None, values_range=(0.0, 1.0),
+                 seed=None, **kwargs):
+        super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
+        if magnitude is None:
+            if self.channels not in (1, 3):
+                raise ValueError(
+                    f"`magnitude` is required for {self.channels}-channel images: the default ImageNet "
+                    "magnitude has 3 (or 1) channels. Measure one with `maco_keras.compute_magnitude`."
+                )
+            magnitude = spectrum.imagenet_magnitude(self.image_size, self.channels)
+        magnitude = spectrum.check_magnitude(magnitude, self.image_size, self.channels)
+        phase_shape = (self.num_images, self.channels, *spectrum.spectrum_shape(self.image_size))
+        self.phase = self.add_weight(
+            shape=phase_shape, name="phase", trainable=True,
+            initializer=keras.initializers.RandomUniform(-math.pi, math.pi, seed=self.seed),
+        )
+        self.magnitude = self.add_weight(
+            shape=magnitude.shape, name="magnitude", trainable=False,
+            initializer=keras.initializers.Constant(magnitude),
+        )
+        self.built = True
+
+    def reset(self, seed):
+        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        self.phase.assign(tf.random.stateless_uniform(self.phase.shape, seed, -math.pi, math.pi))
+
+    def spatial_images(self):
+        """`irfft2d(magnitude * exp(i * phase))` as (N, H, W, C), before any normalization."""
+        magnitude = tf.convert_to_tensor(self.magnitude)
+        spectra = tf.complex(magnitude * tf.cos(self.phase), magnitude * tf.sin(self.phase))
+        images = tf.signal.irfft2d(spectra, fft_length=self.image_size)
+        return tf.transpose(images, (0, 2, 3, 1))
+
+    def call(self, inputs=None):
+        images = self.spatial_images()
+        mean, variance = tf.nn.moments(images, axes=(1, 2, 3), keepdims=True)
+        images = (images - mean) * tf.math.rsqrt(variance + 1e-10)
+        return self.to_values_range(tf.nn.sigmoid(color.recorrelate(images)))
+
+    @classmethod
+    def from_config(cls, config):
+        # The magnitude is a weight: it is restored with the weights, not the config.
+        size = validation.image_size("image_size", config["image_size"])
+        placeholder = np.zeros((config["channels"], *spectrum.spectrum_shape(size)), np.float32)
+        return cls(magnitude=placeholder, **config)
+
+
+def _min_max_normalize(images):
+    """Per-image stretch to [0, 1], as Xplique's `to_valid_rgb` does after the sigmoid."""
+    low = tf.reduce_min(images, axis=(1, 2, 3), keepdims=True)
+    high = tf.reduce_max(images, axis=(1, 2, 3), keepdims=True)
+    return (images - low) / (high - low + 1e-8)
+
+
+@keras.saving.register_keras_serializable(package="maco_keras")
+class FourierImage(ImageParameterization):
+    """Olah et al.'s (Lucid) Fourier parameterization, the paper's "Fourier" baseline.
+
+    A complex spectrum (real and imaginary parts trainable, N(0, std) initially) is scaled
+    by `1 / max(f, 1 / max(H, W)) ** decay_power * sqrt(H * W)` (boosting low frequencies),
+    inverted, divided by 4, recorrelated, passed through a sigmoid and stretched to
+    `values_range` per image, following Xplique's `optimize(use_fft=True)`, which the
+    paper used. The scale is computed here with `rfftfreq`, which is also right for odd
+    widths.
+
+    Args:
+        num_images, image_size, channels, values_range, seed: see `ImageParameterization`.
+        decay_power: frequency decay of the scale (Xplique's default 0.85; Lucid's 1.0).
+        std: standard deviation of the initial spectrum.
+    """
+
+    def __init__(self, num_images, image_size, channels=3, values_range=(0.0, 1.0), seed=None,
+                 decay_power=0.85, std=0.01, **kwargs):
+        super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
+        self.decay_power = float(decay_power)
+        self.std = float(std)
+        height, width = self.image_size
+        frequencies = np.hypot(np.fft.fftfreq(height)[:, None], np.fft.rfftfreq(width)[None])
+        scale = 1.0 / np.maximum(frequencies, 1.0 / max(height, width)) ** self.decay_power
+        self.scale = tf.constant(scale * np.sqrt(height * width), tf.float32)
+        shape = (2, self.num_images, self.channels, *spectrum.spectrum_shape(self.image_size))
+        self.spectrum = self.add_weight(
+            shape=shape, name="spectrum", trainable=True,
+            initializer=keras.initializers.RandomNormal(stddev=self.std, seed=self.seed))
+        self.built = True
+
+    def reset(self, seed):
+        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        self.spectrum.assign(self.std * tf.random.stateless_normal(self.spectrum.shape, seed))
+
+    def call(self, inputs=None):
+        spectra = tf.complex(self.spectrum[0] * self.scale, self.spectrum[1] * self.scale)
+        images = tf.transpose(tf.signal.irfft2d(spectra, fft_length=self.image_size), (0, 2, 3, 1)) / 4.0
+        return self.to_values_range(_min_max_normalize(tf.nn.sigmoid(color.recorrelate(images))))
+
+    def get_config(self):
+        return {**super().get_config(), "decay_power": self.decay_power, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="maco_keras")
+class PixelImage(ImageParameterization):
+    """Pixel-space parameterization, the paper's "CBR" baseline.
+
+    Pixels in the decorrelated colour space (N(0, std) initially), recorrelated, passed
+    through a sigmoid and stretched to `values_range` per image, as Xplique's
+    `optimize(use_fft=False)`.
+
+    Args:
+        num_images, image_size, channels, values_range, seed: see `ImageParameterization`.
+        std: standard deviation of the initial pixels.
+    """
+
+    def __init__(self, num_images, image_size, channels=3, values_range=(0.0, 1.0), seed=None, std=0.01,
+                 **kwargs):
+        super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
+        self.std = float(std)
+        self.pixels = self.add_weight(
+            shape=(self.num_images, *self.image_size, self.channels), name="pixels", trainable=True,
+            initializer=keras.initializers.RandomNormal(stddev=self.std, seed=self.seed))
+        self.built = True
+
+    def reset(self, seed):
+        seed = tf.stack([tf.cast(seed, tf.int32), 0])
+        self.pixels.assign(self.std * tf.random.stateless_normal(self.pixels.shape, seed))
+
+    def call(self, inputs=None):
+        return self.to_values_range(_min_max_normalize(tf.nn.sigmoid(color.recorrelate(self.pixels))))
+
+    def get_config(self):
+        return {**super().get_config(), "std": self.std}

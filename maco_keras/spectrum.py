@@ -1,0 +1,235 @@
+"""Fourier magnitude spectra: the fixed `r` of MACO's `z = r * exp(i * phase)`.
+
+A magnitude is a float32 array of shape `(channels, height, width // 2 + 1)`: the
+`tf.signal.rfft2d` layout of images of size `(height, width)`, one spectrum per channel,
+measured in the decorrelated colour space of `maco_keras.color` (for 3 channels).
+"""
+
+import functools
+import os
+
+import numpy as np
+import tensorflow as tf
+from scipy.interpolate import RegularGridInterpolator
+from xplique.features_visualizations.preconditioning import IMAGENET_SPECTRUM_PATH
+
+from . import color
+from . import validation
+
+
+def spectrum_shape(image_size):
+    """The rfft2d shape `(height, width // 2 + 1)` of images of size `(height, width)`."""
+    height, width = image_size
+    return height, width // 2 + 1
+
+
+@functools.lru_cache(maxsize=1)
+def _imagenet_magnitude_512():
+    magnitude = np.load(IMAGENET_SPECTRUM_PATH).astype(np.float32)
+    magnitude.setflags(write=False)
+    return magnitude
+
+
+def imagenet_magnitude(image_size=(512, 512), channels=3):
+    """The average magnitude spectrum of ImageNet images, resized to `image_size`.
+
+    Provenance: the array `spectrum_decorrelated.npy` that the MACO authors ship with
+    Xplique (`xplique.features_visualizations.preconditioning.IMAGENET_SPECTRUM_PATH`,
+    MIT licence): the mean of `|rfft2d|` over ImageNet images at 512x512 in the
+    decorrelated colour space, shape (3, 512, 257). It is read from the installed
+    Xplique package, so it is available offline. A measured property worth knowing:
+    it holds almost no energy above ~0.4 cycles/pixel (its images were upsampled),
+    which keeps MACO images free of pixel-level noise.
+
+    Args:
+        image_size: int or (height, width) of the images to generate.
+        channels: 3 (decorrelated RGB) or 1 (grayscale: the first decorrelated channel,
+            which is the luminance axis of the ImageNet colour PCA).
+
+    Returns:
+        float32 array (channels, height, width // 2 + 1).
+
+    Example:
+        >>> imagenet_magnitude(224).shape
+        (3, 224, 113)
+    """
+    size = validation.image_size("image_size", image_size)
+    channels = validation.positive_int("channels", channels)
+    if channels not in (1, 3):
+        raise ValueError(
+            f"`channels` must be 3 (RGB) or 1 (grayscale) for the ImageNet magnitude, got {channels}; "
+            "for other channel counts measure one with `compute_magnitude`."
+        )
+    magnitude = _imagenet_magnitude_512()[:channels]
+    return resize_magnitude(magnitude, size, source_width=512)
+
+
+def resize_magnitude(magnitude, image_size, source_width=None):
+    """Resamples a magnitude spectrum to images of another size.
+
+    The spectrum is treated as a function of frequency in cycles per pixel and
+    interpolated (log-linearly: natural spectra are power laws) at the frequencies of
+    the target grid, then scaled so that the images keep the same per-pixel mean and
+    variance whatever their size. Resizing the raw rfft2d array as if it were an image, as Xplique
+    does, mixes the positive and negative vertical frequencies stored at its two ends.
+
+    Args:
+        magnitude: array (channels, height, width // 2 + 1).
+        image_size: int or (height, width) of the target images.
+        source_width: width of the images the magnitude was measured on; by default the
+            even width `2 * (magnitude.shape[-1] - 1)`.
+
+    Returns:
+        float32 array (channels, target_height, target_width // 2 + 1).
+    """
+    magnitude = np.asarray(magnitude, np.float32)
+    if magnitude.ndim != 3:
+        raise ValueError(f"`magnitude` must have shape (channels, height, width // 2 + 1), got {magnitude.shape}.")
+    height, width = validation.image_size("image_size", image_size)
+    src_height, src_half = magnitude.shape[1:]
+    src_width = 2 * (src_half - 1) if source_width is None else int(source_width)
+    if src_width // 2 + 1 != src_half:
+        raise ValueError(f"`source_width`={source_width} does not match the spectrum width {src_half}.")
+    if (src_height, src_width) == (height, width):
+        return magnitude.copy()
+
+    src_fy = np.fft.fftshift(np.fft.fftfreq(src_height))
+    src_fx = np.fft.rfftfreq(src_width)
+    # The floor only keeps log() finite on empty bins; it is far below any real value.
+    log_magnitude = np.log(np.maximum(np.fft.fftshift(magnitude, axes=1), 1e-12 * magnitude.max() + 1e-30))
+
+    fy = np.clip(np.fft.fftfreq(height), src_fy[0], src_fy[-1])
+    fx = np.clip(np.fft.rfftfreq(width), src_fx[0], src_fx[-1])
+    grid = np.stack(np.meshgrid(fy, fx, indexing="ij"), axis=-1)
+    resized = np.exp(np.stack([
+        RegularGridInterpolator((src_fy, src_fx), channel, method="linear")(grid)
+        for channel in log_magnitude
+    ]))
+    # Keep per-pixel statistics: the DC bin sums the pixels (it grows with their number),
+    # the other bins of a stationary signal grow with its square root.
+    pixel_ratio = (height * width) / (src_height * src_width)
+    resized *= np.sqrt(pixel_ratio)
+    resized[:, 0, 0] = magnitude[:, 0, 0] * pixel_ratio
+    return resized.astype(np.float32)
+
+
+def check_magnitude(magnitude, image_size, channels, name="magnitude"):
+    """Validates a user magnitude against the images it must generate.
+
+    Returns:
+        float32 array (channels, height, width // 2 + 1).
+    """
+    array = np.asarray(magnitude, dtype=np.float32) if not isinstance(magnitude, tf.Variable) else magnitude.numpy()
+    expected = (channels, *spectrum_shape(image_size))
+    if array.shape != expected:
+        hint = ""
+        if array.ndim == 3 and array.shape[0] == channels:
+            hint = " Use `maco_keras.resize_magnitude(magnitude, image_size)` to resample it."
+        raise ValueError(
+            f"`{name}` must have shape {expected} (channels, height, width // 2 + 1) for "
+            f"{channels}-channel images of size {tuple(image_size)}, got {array.shape}.{hint}"
+        )
+    if not np.all(np.isfinite(array)) or np.any(array < 0):
+        raise ValueError(f"`{name}` must be finite and non-negative.")
+    return array
+
+
+def _batches(images, batch_size):
+    """Yields float32 batches (B, H, W, C) from an array, a tensor or a tf.data.Dataset."""
+    if isinstance(images, tf.data.Dataset):
+        for element in images:
+            if isinstance(element, (tuple, list)):  # (images, labels) datasets
+                element = element[0]
+            if isinstance(element, dict):
+                raise TypeError("`images` dataset elements must be image tensors or (images, labels) tuples.")
+            element = tf.convert_to_tensor(element)
+            yield element[None] if element.shape.rank == 3 else element
+        return
+    if isinstance(images, (str, bytes, os.PathLike)) or not hasattr(images, "shape"):
+        images = np.asarray(images)
+    if len(images.shape) == 3:
+        images = images[None]
+    for start in range(0, images.shape[0], batch_size):
+        yield tf.convert_to_tensor(images[start:start + batch_size])
+
+
+def compute_magnitude(images, image_size=None, values_range=(0.0, 1.0), batch_size=32):
+    """Measures the average magnitude spectrum of natural images, streamed in batches.
+
+    The convention is the one `MacoImage` uses to generate images: pixels are rescaled
+    from `values_range` to [0, 1], mapped to the decorrelated colour space (3 channels;
+    grayscale and other channel counts are used as they are), and the magnitude is the
+    mean over images of `|rfft2d|` per channel. Xplique's own dataset path skips the
+    decorrelation that its parameterization then applies; this function does not.
+
+    Args:
+        images: array or tensor (N, H, W, C) or (H, W, C), or a `tf.data.Dataset` of
+            images, image batches or (images, labels) pairs.
+        image_size: int or (height, width) to resize every image to; required when the
+            images differ in size. Default: the size of the images.
+        values_range: (low, high) range of the pixel values, e.g. (0, 255).
+        batch_size: images per FFT batch for arrays (datasets keep their own batching).
+
+    Returns:
+        float32 array (C, height, width // 2 + 1).
+
+    Example:
+        >>> magnitude = compute_magnitude(dataset.map(lambda x, y: x), image_size=512,
+        ...                               values_range=(0, 255))
+        >>> save_magnitude("my_magnitude.npy", magnitude)
+    """
+    low, high = validation.values_range(values_range)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    size = None if image_size is None else validation.image_size("image_size", image_size)
+    if not isinstance(images, tf.data.Dataset) and not hasattr(images, "shape"):
+        images = np.asarray(images)
+    if hasattr(images, "shape") and len(images.shape) not in (3, 4):
+        raise ValueError(f"`images` must have shape (N, H, W, C) or (H, W, C), got {tuple(images.shape)}.")
+
+    total, count, channels = None, 0, None
+    for batch in _batches(images, batch_size):
+        if batch.shape.rank != 4:
+            raise ValueError(f"`images` must hold (H, W, C) images, got a batch of shape {tuple(batch.shape)}.")
+        batch = (tf.cast(batch, tf.float32) - low) / (high - low)
+        if size is None:
+            size = tuple(batch.shape[1:3])
+        elif tuple(batch.shape[1:3]) != size:
+            if image_size is None:
+                raise ValueError(
+                    f"`images` differ in size ({size} and {tuple(batch.shape[1:3])}): pass `image_size`."
+                )
+            batch = tf.image.resize(batch, size, antialias=True)
+        if channels is None:
+            channels = batch.shape[-1]
+        elif batch.shape[-1] != channels:
+            raise ValueError(f"`images` mix {channels} and {batch.shape[-1]} channels.")
+        spectra = tf.abs(tf.signal.rfft2d(tf.transpose(color.decorrelate(batch), (0, 3, 1, 2))))
+        batch_total = tf.reduce_sum(spectra, axis=0).numpy().astype(np.float64)
+        total = batch_total if total is None else total + batch_total
+        count += int(batch.shape[0])
+    if count == 0:
+        raise ValueError("`images` is empty: a magnitude needs at least one image.")
+    return (total / count).astype(np.float32)
+
+
+def save_magnitude(path, magnitude):
+    """Saves a magnitude spectrum as a `.npy` file."""
+    magnitude = np.asarray(magnitude, np.float32)
+    if magnitude.ndim != 3:
+        raise ValueError(f"`magnitude` must have shape (channels, height, width // 2 + 1), got {magnitude.shape}.")
+    np.save(path, magnitude)
+
+
+def load_magnitude(path):
+    """Loads a magnitude spectrum saved by `save_magnitude`.
+
+    Returns:
+        float32 array (channels, height, width // 2 + 1).
+    """
+    magnitude = np.load(path)
+    if magnitude.ndim != 3 or not np.all(np.isfinite(magnitude)) or np.any(magnitude < 0):
+        raise ValueError(
+            f"{path} does not hold a magnitude: expected a finite, non-negative array of rank 3, "
+            f"got shape {magnitude.shape}."
+        )
+    return magnitude.astype(np.float32)

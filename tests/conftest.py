@@ -1,0 +1,45 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pathlib  # noqa: E402
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_dir():
+    """../shared beside the checkout, or $MACO_SHARED."""
+    return pathlib.Path(os.environ.get("MACO_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture
+def shared():
+    path = shared_dir()
+    if not (path / "models").is_dir() or not (path / "imagenet-samples").is_dir():
+        pytest.skip(f"shared data not found at {path} (set MACO_SHARED): real-model tests need it")
+    return path
+
+
+def build_tiny_model(channels=3, size=32, seed=0):
+    """A few conv layers on 32x32 inputs: fast enough for unit tests, deep enough to have layers."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((size, size, channels)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv1"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv2"),
+        keras.layers.GlobalAveragePooling2D(name="pool"),
+        keras.layers.Dense(10, name="logits"),
+    ])
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return build_tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_gray_model():
+    return build_tiny_model(channels=1)

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maco_keras import augmentation
+
+
+def test_both_crop_and_resize_match_tensorflow():
+    images = tf.random.stateless_normal((3, 40, 28, 2), seed=(0, 1))
+    boxes = augmentation.sample_boxes(tf.constant([4, 2]), 9, tf.constant(0.4), augmentation.Augmentation(crop_center=0.3))
+    indices = tf.constant([0, 1, 2] * 3)
+    reference = tf.image.crop_and_resize(images, boxes, indices, (13, 17)).numpy()
+    gathered = augmentation.crop_and_resize_gather(images, boxes, indices, (13, 17))
+    crop_major = augmentation.crop_and_resize_crop_major(images, boxes, 3, (13, 17))
+    np.testing.assert_allclose(gathered.numpy(), reference, atol=1e-4)
+    np.testing.assert_allclose(crop_major.numpy(), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_images", [1, 3])
+def test_crop_and_resize_gradients_are_deterministic_and_agree(num_images):
+    images = tf.Variable(tf.random.stateless_normal((num_images, 96, 96, 3), seed=(1, 1)))
+    boxes = augmentation.sample_boxes(tf.constant([3, 2]), 24 * num_images, tf.constant(0.3), augmentation.Augmentation())
+    indices = tf.tile(tf.range(num_images), [24])
+    weights = tf.random.stateless_normal((24 * num_images, 40, 40, 3), seed=(2, 2))
+
+    @tf.function
+    def gradient(gather):
+        with tf.GradientTape() as tape:
+            if gather:
+                crops = augmentation.crop_and_resize_gather(images, boxes, indices, (40, 40))
+            else:
+                crops = augmentation.crop_and_resize_crop_major(images, boxes, 24, (40, 40))
+            loss = tf.reduce_sum(tf.square(crops * weights))
+        return tape.gradient(loss, images)
+
+    for gather in (True, False):
+        first = gradient(gather).numpy()
+        for _ in range(3):
+            np.testing.assert_array_equal(gradient(gather).numpy(), first)
+    reference = gradient(True).numpy()
+    np.testing.assert_allclose(gradient(False).numpy(), reference, rtol=1e-3, atol=1e-4 * np.abs(reference).max())
+
+
+def test_uniform_boxes_stay_inside_and_follow_the_scale():
+    boxes = augmentation.sample_boxes(tf.constant([5, 5]), 4000, tf.constant(0.25), augmentation.Augmentation()).numpy()
+    assert boxes.min() >= 0 and boxes.max() <= 1 + 1e-6
+    sides = boxes[:, 2] - boxes[:, 0]
+    np.testing.assert_allclose(sides, boxes[:, 3] - boxes[:, 1], atol=1e-6)  # square
+    assert abs(sides.mean() - 0.25) < 0.01 and abs(sides.std() - 0.1) < 0.01
+    assert sides.min() >= 0.05 - 1e-6
+
+
+def test_augment_is_crop_major_and_seeded():
+    # Image i is constant i: crop k*N+i must come from image i.
+    images = tf.reshape(tf.range(3, dtype=tf.float32), (3, 1, 1, 1)) * tf.ones((3, 32, 32, 2))
+    aug = augmentation.Augmentation()
+    crops = augmentation.augment(tf.constant([1, 0]), images, 4, (8, 8), aug, 0.3, 0.0, 0.0)
+    assert crops.shape == (12, 8, 8, 2)
+    np.testing.assert_allclose(crops.numpy()[:, 0, 0, 0], [0, 1, 2] * 4, atol=1e-6)
+    noisy = augmentation.augment(tf.constant([1, 0]), images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
+    again = augmentation.augment(tf.constant([1, 0]), images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
+    other = augmentation.augment(tf.constant([2, 0]), images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
+    np.testing.assert_array_equal(noisy.numpy(), again.numpy())
+    assert not np.array_equal(noisy.numpy(), other.numpy())
+    assert 0 < np.abs((noisy - crops).numpy()).max() <= 0.1 + 1e-6

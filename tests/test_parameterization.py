@@ -1,0 +1,84 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import maco_keras
+from maco_keras import MacoImage
+
+
+def test_shapes_weights_and_range():
+    layer = MacoImage(num_images=2, image_size=(24, 30), values_range=(-1, 1), seed=0)
+    images = layer()
+    assert images.shape == (2, 24, 30, 3)
+    assert float(tf.reduce_min(images)) >= -1 and float(tf.reduce_max(images)) <= 1
+    assert [w.name for w in layer.trainable_weights] == ["phase"]
+    assert layer.phase.shape == (2, 3, 24, 16)
+    assert [w.name for w in layer.non_trainable_weights] == ["magnitude"]
+    assert layer.magnitude.shape == (3, 24, 16)
+
+
+def _spectrum_magnitude(layer):
+    spatial = tf.transpose(layer.spatial_images(), (0, 3, 1, 2))
+    return np.abs(tf.signal.rfft2d(spatial).numpy())
+
+
+def _interior(array):
+    # DC and the Nyquist column/row of a real image only keep the real part of the
+    # spectrum (|cos(phase)| * magnitude): compare the bins where the phase is free.
+    return array[..., 1:-1][..., 1:, :]
+
+
+def test_generated_spectrum_has_the_fixed_magnitude():
+    layer = MacoImage(num_images=3, image_size=32, seed=1)
+    measured = _spectrum_magnitude(layer)
+    expected = np.broadcast_to(layer.magnitude.numpy(), measured.shape)
+    np.testing.assert_allclose(_interior(measured), _interior(expected), rtol=2e-3, atol=1e-3 * expected.max())
+
+
+def test_optimization_changes_the_phase_only(tiny_model):
+    visualization = maco_keras.maco(tiny_model, units=[0, 3], steps=15, image_size=48, crops=2, seed=3,
+                                    verbose=False, return_visualization=True)
+    layer = next(loop.parameterization for loop in maco_keras.optimization.cached_loops()
+                 if loop.parameterization.num_images == 2 and loop.parameterization.image_size == (48, 48))
+    initial = MacoImage(2, 48, values_range=(-1, 1), seed=3)
+    initial.reset(3)
+    assert not np.allclose(layer.phase.numpy(), initial.phase.numpy())
+    np.testing.assert_array_equal(layer.magnitude.numpy(), maco_keras.imagenet_magnitude(48))
+    # The returned images are this layer's, and their spectrum still has that magnitude.
+    np.testing.assert_allclose(layer().numpy(), visualization.images, atol=1e-6)
+    measured = _spectrum_magnitude(layer)
+    expected = np.broadcast_to(layer.magnitude.numpy(), measured.shape)
+    np.testing.assert_allclose(_interior(measured), _interior(expected), rtol=2e-3, atol=1e-3 * expected.max())
+
+
+def test_serialization_round_trip():
+    layer = MacoImage(num_images=1, image_size=16, channels=1, values_range=(0, 255), seed=4)
+    config = keras.saving.serialize_keras_object(layer)
+    restored = keras.saving.deserialize_keras_object(config)
+    restored.set_weights(layer.get_weights())
+    assert restored.get_config() == layer.get_config()
+    np.testing.assert_allclose(restored().numpy(), layer().numpy(), atol=1e-5)
+
+
+def test_usable_in_custom_training_code():
+    layer = MacoImage(num_images=1, image_size=16, seed=5)
+    optimizer = keras.optimizers.Adam(0.1)
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(layer()[..., 0])  # make the red channel brighter
+    before = float(-loss)
+    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
+    assert float(tf.reduce_mean(layer()[..., 0])) > before
+
+
+def test_custom_magnitude_and_channels():
+    magnitude = np.ones((5, 8, 5), np.float32)
+    assert MacoImage(1, 8, channels=5, magnitude=magnitude)().shape == (1, 8, 8, 5)
+    with pytest.raises(ValueError, match="magnitude"):
+        MacoImage(1, 8, channels=5)
+    with pytest.raises(ValueError, match="magnitude"):
+        MacoImage(1, 16, channels=5, magnitude=magnitude)
+    with pytest.raises(ValueError, match="values_range"):
+        MacoImage(1, 8, values_range=(2, 2))
+    with pytest.raises(TypeError, match="num_images"):
+        MacoImage(1.5, 8)
