@@ -3,14 +3,15 @@
 For N = 1 and N = 8 logits of MobileNetV2 at the same settings (image size, steps, crops
 per objective), prints seconds per image for:
 - floor: the model's forward + backward (gradient w.r.t. the input) on the same number of
-  crops per step (K * N), times the steps, divided by N: no optimizer, no FFT, no crops;
-- maco_keras, first call (includes tracing) and a second call with other units (the
-  compiled loop is reused: this is the steady state of a notebook or a batch job);
-- xplique.features_visualizations.maco, called once per objective (it takes one).
+  crops per step (K * N), times the steps, divided by N: no optimizer, FFT or crops;
+- maco_keras, first call (includes tracing), and later calls (the compiled loop is
+  reused: the steady state of a notebook or a batch job);
+- xplique.features_visualizations.maco, called once per objective (it takes one), which
+  traces its step again at every call.
+Timings on a shared 2-core machine drift by ~10% between minutes, so the three are
+measured interleaved, `--repeats` times, and the medians reported.
 
-Run:  python benchmarks/speed.py [--steps 24] [--crops 32] [--image-size 512] [--sizes 1 8]
-Seconds per image scale linearly with --steps; tracing is a one-off cost per call for
-Xplique and per configuration for maco_keras.
+Run:  python benchmarks/speed.py [--steps 32] [--crops 32] [--image-size 512] [--sizes 1 8] [--repeats 2]
 """
 
 import argparse
@@ -19,6 +20,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from xplique.features_visualizations import Objective  # noqa: E402
 from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
@@ -26,12 +28,12 @@ from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
 import maco_keras  # noqa: E402
 from common import Timer, markdown_table, shared_dir  # noqa: E402
 
-# Fixed, spread-out ImageNet classes: goldfish, kite, tree frog, ... (no tuning involved).
+# Fixed, spread-out ImageNet classes (no tuning involved).
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980, 555, 812, 948, 130, 340, 543, 701, 864]
 
 
-def floor_seconds(model, batch, steps, repeats=3):
-    """Forward + backward on `batch` model-sized inputs, times `steps`."""
+def make_floor(model, batch):
+    """Seconds of one forward + backward on `batch` model-sized inputs (median of 5)."""
     height, width, channels = model.input_shape[1:]
 
     @tf.function
@@ -43,45 +45,60 @@ def floor_seconds(model, batch, steps, repeats=3):
 
     inputs = tf.random.uniform((batch, height, width, channels), -1, 1)
     forward_backward(inputs).numpy()  # trace and warm up
-    with Timer() as timer:
-        for _ in range(repeats):
-            forward_backward(inputs).numpy()
-    return timer.seconds / repeats * steps
+
+    def measure():
+        times = []
+        for _ in range(5):
+            with Timer() as timer:
+                forward_backward(inputs).numpy()
+            times.append(timer.seconds)
+        return float(np.median(times))
+
+    return measure
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--crops", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
     args = parser.parse_args()
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     settings = dict(steps=args.steps, crops=args.crops, image_size=args.image_size)
-    print(f"model {args.model}, {settings}, TF {tf.__version__}, CPU threads {os.cpu_count()}", flush=True)
+    print(f"model {args.model}, {settings}, repeats {args.repeats}, TF {tf.__version__}, "
+          f"CPU threads {os.cpu_count()}", flush=True)
     rows = []
     for size in args.sizes:
-        first, second = UNITS[:size], UNITS[size:2 * size] if 2 * size <= len(UNITS) else UNITS[:size]
-        floor = floor_seconds(model, args.crops * size, args.steps) / size
+        units = UNITS[:size]
+        floor_step = make_floor(model, args.crops * size)
         maco_keras.clear_cache()
         with Timer() as cold:
-            maco_keras.maco(model, units=first, verbose=False, seed=0, **settings)
-        with Timer() as warm:
-            maco_keras.maco(model, units=second, verbose=False, seed=1, **settings)
-        with Timer() as xplique:
-            for unit in first:
-                xplique_maco(Objective.neuron(model, -1, unit), nb_steps=args.steps, nb_crops=args.crops,
-                             custom_shape=(args.image_size, args.image_size), values_range=(-1, 1))
-        per_image = [floor, cold.seconds / size, warm.seconds / size, xplique.seconds / size]
-        rows.append([size] + [f"{value:.2f}" for value in per_image] + [
-            f"{per_image[2] / floor:.3f}", f"{per_image[1] / floor:.3f}", f"{per_image[3] / per_image[2]:.2f}"])
-        print(f"N={size} done", flush=True)
+            maco_keras.maco(model, units=units, verbose=False, seed=0, **settings)
+        floors, warms, xpliques = [], [], []
+        for repeat in range(args.repeats):
+            floors.append(floor_step() * args.steps / size)
+            with Timer() as warm:
+                maco_keras.maco(model, units=units, verbose=False, seed=repeat + 1, **settings)
+            warms.append(warm.seconds / size)
+            with Timer() as xplique:
+                for unit in units:
+                    xplique_maco(Objective.neuron(model, -1, unit), nb_steps=args.steps, nb_crops=args.crops,
+                                 custom_shape=(args.image_size, args.image_size), values_range=(-1, 1))
+            xpliques.append(xplique.seconds / size)
+            print(f"N={size} repeat {repeat}: floor {floors[-1]:.2f}, maco_keras {warms[-1]:.2f}, "
+                  f"xplique {xpliques[-1]:.2f} s/image", flush=True)
+        floor, warm, xplique = np.median(floors), np.median(warms), np.median(xpliques)
+        first = cold.seconds / size
+        rows.append([size, f"{floor:.2f}", f"{first:.2f}", f"{warm:.2f}", f"{xplique:.2f}",
+                     f"{warm / floor:.3f}", f"{first / floor:.3f}", f"{xplique / warm:.2f}", f"{xplique / first:.2f}"])
     print()
     print(markdown_table(
         ["N", "floor s/img", "maco_keras 1st call s/img", "maco_keras reused s/img", "xplique.maco s/img",
-         "reused / floor", "1st call / floor", "xplique / reused"], rows))
+         "reused / floor", "1st call / floor", "xplique / reused", "xplique / 1st call"], rows))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ from typing import Tuple, Union
 
 import tensorflow as tf
 
+# One counter-based generator everywhere, rather than TF's per-device "auto_select".
+# XLA implements the stateless ops its own way (measured: other draws for the same seed),
+# so a seed fixes the images per device and compile mode, not across them.
+RNG = "philox"
+
 
 @dataclasses.dataclass(frozen=True)
 class Augmentation:
@@ -30,7 +35,9 @@ class Augmentation:
 
     Attributes:
         crop_scale_std: standard deviation of the crop side, as a fraction of the image side.
-        crop_scale_range: (min, max) the drawn crop side is clipped to.
+        crop_scale_range: (min, max) the drawn crop scale is clipped to.
+        crop_scale_of: "side": the scale is the fraction of the image side a crop spans;
+            "area": the fraction of the image area (the crop side is its square root).
         crop_center: how boxes are placed:
             "uniform": inside the image, corner drawn uniformly (MACO; every region is visited);
             a float s: centres ~ N(0.5, s) per axis, boxes may overlap the border (Xplique's `maco`);
@@ -48,6 +55,7 @@ class Augmentation:
 
     crop_scale_std: float = 0.1
     crop_scale_range: Tuple[float, float] = (0.05, 1.0)
+    crop_scale_of: str = "side"
     crop_center: Union[str, float] = "uniform"
     noise_on: str = "image"
     flip: bool = False
@@ -65,6 +73,8 @@ class Augmentation:
         if not (self.crop_center in ("uniform", "jitter")
                 or isinstance(self.crop_center, float) and self.crop_center >= 0):
             raise ValueError(f"`crop_center` must be 'uniform', 'jitter' or a float >= 0, got {self.crop_center!r}.")
+        if self.crop_scale_of not in ("side", "area"):
+            raise ValueError(f"`crop_scale_of` must be 'side' or 'area', got {self.crop_scale_of!r}.")
         if self.noise_on not in ("image", "crops"):
             raise ValueError(f"`noise_on` must be 'image' or 'crops', got {self.noise_on!r}.")
         if self.crop_center == "jitter":
@@ -85,30 +95,32 @@ def sample_boxes(seed, num_boxes, scale, augmentation):
     Returns:
         float32 tensor (num_boxes, 4).
     """
-    seed_scale, seed_position, seed_post = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    seed_scale, seed_position, seed_post = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
     if augmentation.crop_center == "jitter":
-        rescale = tf.random.stateless_uniform((num_boxes, 1), seed_scale, *augmentation.scale_range)
+        rescale = tf.random.stateless_uniform((num_boxes, 1), seed_scale, *augmentation.scale_range, alg=RNG)
         jitters = tf.constant(augmentation.jitters, tf.float32)
         post_jitters = tf.constant(augmentation.post_jitters, tf.float32)
-        shifts = tf.random.stateless_uniform((num_boxes, 2, len(augmentation.jitters)), seed_position) * jitters
-        post_shifts = tf.random.stateless_uniform((num_boxes, 2, len(augmentation.post_jitters)), seed_post)
+        shifts = tf.random.stateless_uniform((num_boxes, 2, len(augmentation.jitters)), seed_position, alg=RNG) * jitters
+        post_shifts = tf.random.stateless_uniform((num_boxes, 2, len(augmentation.post_jitters)), seed_post, alg=RNG)
         post_shifts *= post_jitters
         sides = 1.0 + 2.0 * augmentation.pad - tf.reduce_sum(jitters) - tf.reduce_sum(post_jitters) / rescale
         corners = -augmentation.pad + tf.reduce_sum(shifts, -1) + tf.reduce_sum(post_shifts, -1) / rescale
         return tf.concat([corners, corners + sides], axis=1)
-    sides = scale + augmentation.crop_scale_std * tf.random.stateless_normal((num_boxes,), seed_scale)
+    sides = scale + augmentation.crop_scale_std * tf.random.stateless_normal((num_boxes,), seed_scale, alg=RNG)
     sides = tf.clip_by_value(sides, *augmentation.crop_scale_range)[:, None]
+    if augmentation.crop_scale_of == "area":
+        sides = tf.sqrt(sides)
     if augmentation.crop_center == "uniform":
-        corners = tf.random.stateless_uniform((num_boxes, 2), seed_position) * (1.0 - sides)
+        corners = tf.random.stateless_uniform((num_boxes, 2), seed_position, alg=RNG) * (1.0 - sides)
     else:
-        centers = 0.5 + augmentation.crop_center * tf.random.stateless_normal((num_boxes, 2), seed_position)
+        centers = 0.5 + augmentation.crop_center * tf.random.stateless_normal((num_boxes, 2), seed_position, alg=RNG)
         corners = centers - 0.5 * sides
     return tf.concat([corners, corners + sides], axis=1)
 
 
 def flip_boxes(seed, boxes):
     """Swaps x1 and x2 of half the boxes: `crop_and_resize` then reads them mirrored."""
-    flip = tf.random.stateless_uniform((tf.shape(boxes)[0], 1), seed) < 0.5
+    flip = tf.random.stateless_uniform((tf.shape(boxes)[0], 1), seed, alg=RNG) < 0.5
     return tf.where(flip, tf.gather(boxes, [0, 3, 2, 1], axis=1), boxes)
 
 
@@ -202,10 +214,10 @@ def crop_and_resize_crop_major(images, boxes, num_crops, output_size):
 
 def add_noise(seed, images, uniform_amplitude, gaussian_std):
     """Adds U(-a, a) and N(0, std) noise (either may be 0), keyed by a stateless seed."""
-    seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
     shape = tf.shape(images)
-    noise = uniform_amplitude * tf.random.stateless_uniform(shape, seed_uniform, -1.0, 1.0)
-    noise += gaussian_std * tf.random.stateless_normal(shape, seed_gaussian)
+    noise = uniform_amplitude * tf.random.stateless_uniform(shape, seed_uniform, -1.0, 1.0, alg=RNG)
+    noise += gaussian_std * tf.random.stateless_normal(shape, seed_gaussian, alg=RNG)
     return images + tf.cast(noise, images.dtype)
 
 
@@ -229,7 +241,7 @@ def augment(seed, images, num_crops, output_size, augmentation, scale, uniform_a
         tensor (K * N, h, w, C).
     """
     num_images = images.shape[0]
-    seed_boxes, seed_noise, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    seed_boxes, seed_noise, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
     if augmentation.noise_on == "image":
         images = add_noise(seed_noise, images, uniform_amplitude, gaussian_std)
     boxes = sample_boxes(seed_boxes, num_crops * num_images, scale, augmentation)

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import color
+from .augmentation import RNG
 from . import spectrum
 from . import validation
 
@@ -105,8 +106,8 @@ class MacoImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
-        seed = tf.stack([tf.cast(seed, tf.int32), 0])
-        self.phase.assign(tf.random.stateless_uniform(self.phase.shape, seed, -math.pi, math.pi))
+        seed = tf.stack([tf.cast(seed, tf.int32), -1])  # steps use (seed, step >= 0)
+        self.phase.assign(tf.random.stateless_uniform(self.phase.shape, seed, -math.pi, math.pi, alg=RNG))
 
     def spatial_images(self):
         """`irfft2d(magnitude * exp(i * phase))` as (N, H, W, C), before any normalization."""
@@ -169,8 +170,8 @@ class FourierImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
-        seed = tf.stack([tf.cast(seed, tf.int32), 0])
-        self.spectrum.assign(self.std * tf.random.stateless_normal(self.spectrum.shape, seed))
+        seed = tf.stack([tf.cast(seed, tf.int32), -1])  # steps use (seed, step >= 0)
+        self.spectrum.assign(self.std * tf.random.stateless_normal(self.spectrum.shape, seed, alg=RNG))
 
     def call(self, inputs=None):
         spectra = tf.complex(self.spectrum[0] * self.scale, self.spectrum[1] * self.scale)
@@ -204,8 +205,8 @@ class PixelImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
-        seed = tf.stack([tf.cast(seed, tf.int32), 0])
-        self.pixels.assign(self.std * tf.random.stateless_normal(self.pixels.shape, seed))
+        seed = tf.stack([tf.cast(seed, tf.int32), -1])  # steps use (seed, step >= 0)
+        self.pixels.assign(self.std * tf.random.stateless_normal(self.pixels.shape, seed, alg=RNG))
 
     def call(self, inputs=None):
         return self.to_values_range(_min_max_normalize(tf.nn.sigmoid(color.recorrelate(self.pixels))))

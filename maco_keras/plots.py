@@ -20,6 +20,22 @@ def to_display(images, values_range=(-1.0, 1.0)):
     return images
 
 
+def transparency_alpha(transparency, percentile=80):
+    """Per-pixel alpha in [0, 1] from a transparency map (N, H, W, C), as `plot_maco` builds it:
+    channel mean, ceiled at its `percentile`, scaled by its maximum."""
+    alpha = np.mean(np.asarray(transparency, np.float32), axis=-1, keepdims=True)
+    ceiling = np.percentile(alpha.reshape(len(alpha), -1), percentile, axis=1).reshape(-1, 1, 1, 1)
+    alpha = np.minimum(alpha, ceiling)
+    return alpha / np.maximum(alpha.reshape(len(alpha), -1).max(1).reshape(-1, 1, 1, 1), 1e-12)
+
+
+def apply_transparency(images, transparency, values_range=(-1.0, 1.0), percentile=80):
+    """Composites images over mid-grey with their transparency as alpha (in `values_range`)."""
+    low, high = validation.values_range(values_range)
+    alpha = transparency_alpha(transparency, percentile)
+    return alpha * np.asarray(images, np.float32) + (1.0 - alpha) * (low + high) / 2.0
+
+
 def plot_visualizations(images, transparency=None, names=None, values_range=(-1.0, 1.0), cols=4, img_size=3.0,
                         percentile_alpha=80):
     """A grid of N visualizations; with `transparency`, each is drawn by Xplique's `plot_maco`.

@@ -15,17 +15,17 @@ from . import optimization
 from . import validation
 
 
-def check_common(steps, crops, crop_scale, noise, seed):
-    """Validates the arguments every method shares; returns (steps, crops, seed)."""
-    steps = validation.positive_int("steps", steps)
-    crops = validation.positive_int("crops", crops)
-    if not callable(crop_scale):
-        scale = validation.non_negative_float("crop_scale", crop_scale) if not hasattr(crop_scale, "__len__") else None
-        if scale is not None and not 0 < scale <= 1:
-            raise ValueError(f"`crop_scale` must be in (0, 1] (a fraction of the image side), got {crop_scale}.")
-    if not callable(noise) and not hasattr(noise, "__len__"):
-        validation.non_negative_float("noise", noise)
-    return steps, crops, validation.seed(seed)
+def check_common(steps, crops, seed):
+    """Validates the counts every method shares; returns (steps, crops, seed)."""
+    return validation.positive_int("steps", steps), validation.positive_int("crops", crops), validation.seed(seed)
+
+
+def crop_scale_schedule(crop_scale, steps):
+    """The per-step crop scales, each in (0, 1]."""
+    crop_scales = optimization.schedule("crop_scale", crop_scale, steps)
+    if np.any(crop_scales <= 0) or np.any(crop_scales > 1):
+        raise ValueError("`crop_scale` must be in (0, 1] (a fraction of the image side) at every step.")
+    return crop_scales
 
 
 def check_image_size(compiled, image_size, name="image_size"):
@@ -76,7 +76,7 @@ def visualize(parameterization, compiled, steps, crops, seed, crop_scale=0.25, u
         )
     augmentation = augmentation or augmentation_lib.Augmentation()
     optimizer = optimizer if optimizer is not None else optimization.default_optimizer()
-    crop_scales = optimization.schedule("crop_scale", crop_scale, steps)
+    crop_scales = crop_scale_schedule(crop_scale, steps)
     uniform = optimization.schedule("uniform_noise", uniform_noise, steps)
     gaussian = optimization.schedule("gaussian_noise", gaussian_noise, steps)
     loop = optimization.get_loop(parameterization, compiled, crops, augmentation, optimizer, jit_compile)
@@ -120,9 +120,12 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
         noise: amplitude of U(-a, a) as a fraction of the `values_range` span.
         The other arguments are `maco`'s.
     """
-    steps, crops, seed = check_common(steps, crops, crop_scale, noise, seed)
+    steps, crops, seed = check_common(steps, crops, seed)
     size = validation.image_size("image_size", image_size)
     low, high = validation.values_range(values_range)
+    # Noise is given as a fraction of the input range: in model units it scales with the span.
+    uniform = optimization.schedule("noise", noise, steps) * (high - low)
+    crop_scale = crop_scale_schedule(crop_scale, steps)
     if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError(f"`optimizer` must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}.")
     compiled = compile_for(objective, units, input_shape, size)
@@ -132,8 +135,6 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
                        lambda: make_images(compiled.num_objectives, size, channels, (low, high), seed))
     if load is not None:
         load(images)
-    span = high - low
-    uniform = (lambda step: noise(step) * span) if callable(noise) else np.asarray(noise, np.float32) * span
     visualization = visualize(images, compiled, steps, crops, seed, crop_scale=crop_scale, uniform_noise=uniform,
                               augmentation=augmentation, optimizer=optimizer, jit_compile=jit_compile,
                               verbose=verbose)

@@ -63,3 +63,23 @@ def test_augment_is_crop_major_and_seeded():
     np.testing.assert_array_equal(noisy.numpy(), again.numpy())
     assert not np.array_equal(noisy.numpy(), other.numpy())
     assert 0 < np.abs((noisy - crops).numpy()).max() <= 0.1 + 1e-6
+
+
+def test_area_scale_takes_the_square_root():
+    aug = augmentation.Augmentation(crop_scale_std=0.0, crop_scale_of="area")
+    boxes = augmentation.sample_boxes(tf.constant([5, 6]), 10, tf.constant(0.25), aug).numpy()
+    np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], 0.5, atol=1e-6)
+    with pytest.raises(ValueError, match="crop_scale_of"):
+        augmentation.Augmentation(crop_scale_of="volume")
+
+
+def test_jitter_boxes_follow_xplique_standard_transforms():
+    aug = augmentation.Augmentation(crop_center="jitter", flip=True)
+    boxes = augmentation.sample_boxes(tf.constant([7, 7]), 2000, tf.constant(0.5), aug).numpy()
+    sides = boxes[:, 2] - boxes[:, 0]
+    # 1 + 2 pad - sum(jitters) - sum(post jitters) / scale, scale in [0.92, 0.96]
+    assert sides.min() >= 1 + 0.5 - 1.0 - 0.125 / 0.92 - 1e-6 and sides.max() <= 1 + 0.5 - 1.0 - 0.125 / 0.96 + 1e-6
+    assert boxes[:, :2].min() >= -0.25 - 1e-6
+    flipped = augmentation.flip_boxes(tf.constant([1, 1]), tf.constant(boxes)).numpy()
+    mirrored = flipped[:, 1] > flipped[:, 3]
+    assert 0.4 < mirrored.mean() < 0.6

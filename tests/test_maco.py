@@ -115,3 +115,14 @@ def test_non_finite_stops_with_the_step(tiny_model):
 def test_progress_bar_runs(tiny_model, capsys):
     maco_keras.maco(tiny_model, units=1, seed=0, **{**FAST, "verbose": True})
     assert "30/30" in capsys.readouterr().out
+
+
+def test_xla_loop_runs_and_is_deterministic(tiny_model):
+    # The XLA path (for GPU/TPU) cuts crops with gathers. XLA draws its own random numbers
+    # for a seed, so it is compared with itself, not with the default loop.
+    kwargs = dict(FAST, steps=12, crops=2, image_size=40)
+    first = maco_keras.maco(tiny_model, units=[1, 2], seed=4, jit_compile=True, return_visualization=True, **kwargs)
+    second = maco_keras.maco(tiny_model, units=[1, 2], seed=4, jit_compile=True, return_visualization=True, **kwargs)
+    assert first.images.shape == (2, 40, 40, 3) and np.all(np.isfinite(first.images))
+    np.testing.assert_array_equal(first.images, second.images)
+    assert [loop.trace_count for loop in optimization.cached_loops() if loop.jit_compile] == [1]

@@ -38,6 +38,8 @@ CASES = [
     (dict(units=[1], crop_scale=0.0), ValueError, "crop_scale"),
     (dict(units=[1], crop_scale=1.5), ValueError, "crop_scale"),
     (dict(units=[1], crop_scale=[0.2, 0.3]), ValueError, "crop_scale"),
+    (dict(units=[1], crop_scale=lambda step: 1.5), ValueError, "crop_scale"),
+    (dict(units=[1], noise=lambda step: -0.1), ValueError, "noise"),
     (dict(units=[1], seed="x"), TypeError, "seed"),
     (dict(units=[1], optimizer="adam"), TypeError, "optimizer"),
     (dict(units=[1], learning_rate=-1.0), ValueError, "learning_rate"),

@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+import maco_keras
+from maco_keras import applications, metrics
+
+FAST = dict(image_size=48, crops=4, verbose=False)
+
+
+def _cosine(a, b):
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def test_feature_inversion_moves_towards_the_reference(tiny_model):
+    references = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    objective = applications.feature_inversion(tiny_model, "conv2", references)
+    extractor = metrics.feature_model(tiny_model, "conv2", pool=False)
+    target = metrics.model_outputs(extractor, references)
+    # A spatial activation pattern is matched on the whole image (no crops).
+    visualization = maco_keras.maco(objective, steps=40, seed=0, crop_scale=1.0, crop_scale_std=0.0,
+                                    return_visualization=True, **FAST)
+    assert visualization.images.shape == (2, 48, 48, 3)
+    initial = maco_keras.MacoImage(2, 48, values_range=(-1, 1))
+    initial.reset(0)
+    before = _cosine(metrics.model_outputs(extractor, initial().numpy()), target)
+    after = _cosine(metrics.model_outputs(extractor, visualization.images), target)
+    assert np.all(after > before), (before, after)
+
+
+def test_concept_visualization(tiny_model):
+    concepts = np.abs(np.random.default_rng(1).normal(size=(3, 16)))
+    objective = applications.concept_visualization(tiny_model, "conv2", concepts)
+    images, transparency = maco_keras.maco(objective, steps=5, seed=0, **FAST)
+    assert images.shape == (3, 48, 48, 3) and transparency.shape == (3, 48, 48, 3)
+    with pytest.raises(ValueError, match="concepts"):
+        applications.concept_visualization(tiny_model, "conv2", np.ones((3, 7)))
+    with pytest.raises(ValueError, match="reference_images"):
+        applications.feature_inversion(tiny_model, "conv2", np.ones((32, 32, 3)))
