@@ -8,8 +8,10 @@ per objective), prints seconds per image for:
   reused: the steady state of a notebook or a batch job);
 - xplique.features_visualizations.maco, called once per objective (it takes one), which
   traces its step again at every call.
-Timings on a shared 2-core machine drift by ~10% between minutes, so the three are
-measured interleaved, `--repeats` times, and the medians reported.
+Wall-clock timings on a shared 2-core machine drift by 10-25% between minutes, so the
+three are measured interleaved, `--repeats` times, and the medians reported, both in wall
+seconds and in CPU seconds (all threads of the process: it ignores what other tenants
+take and is the steadier of the two).
 
 Run:  python benchmarks/speed.py [--steps 32] [--crops 32] [--image-size 512] [--sizes 1 8] [--repeats 2]
 """
@@ -32,8 +34,9 @@ from common import Timer, markdown_table, shared_dir  # noqa: E402
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980, 555, 812, 948, 130, 340, 543, 701, 864]
 
 
-def make_floor(model, batch):
-    """Seconds of one forward + backward on `batch` model-sized inputs (median of 5)."""
+def make_floor(model, batch, steps):
+    """Returns a function timing `steps` forward + backward passes on `batch` model-sized
+    inputs, run back to back like the optimization's steps: (wall, CPU) seconds."""
     height, width, channels = model.input_shape[1:]
 
     @tf.function
@@ -47,12 +50,10 @@ def make_floor(model, batch):
     forward_backward(inputs).numpy()  # trace and warm up
 
     def measure():
-        times = []
-        for _ in range(5):
-            with Timer() as timer:
+        with Timer() as timer:
+            for _ in range(steps):
                 forward_backward(inputs).numpy()
-            times.append(timer.seconds)
-        return float(np.median(times))
+        return timer.seconds, timer.cpu_seconds
 
     return measure
 
@@ -71,34 +72,39 @@ def main():
     settings = dict(steps=args.steps, crops=args.crops, image_size=args.image_size)
     print(f"model {args.model}, {settings}, repeats {args.repeats}, TF {tf.__version__}, "
           f"CPU threads {os.cpu_count()}", flush=True)
-    rows = []
+    rows = {"CPU": [], "wall": []}
     for size in args.sizes:
         units = UNITS[:size]
-        floor_step = make_floor(model, args.crops * size)
+        floor_steps = make_floor(model, args.crops * size, args.steps)
         maco_keras.clear_cache()
         with Timer() as cold:
             maco_keras.maco(model, units=units, verbose=False, seed=0, **settings)
-        floors, warms, xpliques = [], [], []
+        measured = {"floor": [], "warm": [], "xplique": []}
         for repeat in range(args.repeats):
-            floors.append(floor_step() * args.steps / size)
+            wall, cpu = floor_steps()
+            measured["floor"].append((wall / size, cpu / size))
             with Timer() as warm:
                 maco_keras.maco(model, units=units, verbose=False, seed=repeat + 1, **settings)
-            warms.append(warm.seconds / size)
+            measured["warm"].append((warm.seconds / size, warm.cpu_seconds / size))
             with Timer() as xplique:
                 for unit in units:
                     xplique_maco(Objective.neuron(model, -1, unit), nb_steps=args.steps, nb_crops=args.crops,
                                  custom_shape=(args.image_size, args.image_size), values_range=(-1, 1))
-            xpliques.append(xplique.seconds / size)
-            print(f"N={size} repeat {repeat}: floor {floors[-1]:.2f}, maco_keras {warms[-1]:.2f}, "
-                  f"xplique {xpliques[-1]:.2f} s/image", flush=True)
-        floor, warm, xplique = np.median(floors), np.median(warms), np.median(xpliques)
-        first = cold.seconds / size
-        rows.append([size, f"{floor:.2f}", f"{first:.2f}", f"{warm:.2f}", f"{xplique:.2f}",
-                     f"{warm / floor:.3f}", f"{first / floor:.3f}", f"{xplique / warm:.2f}", f"{xplique / first:.2f}"])
-    print()
-    print(markdown_table(
-        ["N", "floor s/img", "maco_keras 1st call s/img", "maco_keras reused s/img", "xplique.maco s/img",
-         "reused / floor", "1st call / floor", "xplique / reused", "xplique / 1st call"], rows))
+            measured["xplique"].append((xplique.seconds / size, xplique.cpu_seconds / size))
+            print(f"N={size} repeat {repeat} (wall / CPU s per image): "
+                  + ", ".join(f"{k} {v[-1][0]:.2f} / {v[-1][1]:.2f}" for k, v in measured.items()), flush=True)
+        for index, kind in enumerate(("wall", "CPU")):
+            floor, warm, xplique = (float(np.median([m[index] for m in measured[k]]))
+                                    for k in ("floor", "warm", "xplique"))
+            first = (cold.seconds, cold.cpu_seconds)[index] / size
+            rows[kind].append([size, f"{floor:.2f}", f"{first:.2f}", f"{warm:.2f}", f"{xplique:.2f}",
+                               f"{warm / floor:.3f}", f"{first / floor:.3f}", f"{xplique / warm:.2f}",
+                               f"{xplique / first:.2f}"])
+    for kind in ("CPU", "wall"):
+        print(f"\n{kind} seconds per image (medians of {args.repeats} interleaved repeats):\n")
+        print(markdown_table(
+            ["N", "floor", "maco_keras 1st call", "maco_keras reused", "xplique.maco", "reused / floor",
+             "1st call / floor", "xplique / reused", "xplique / 1st call"], rows[kind]))
 
 
 if __name__ == "__main__":

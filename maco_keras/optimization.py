@@ -11,6 +11,7 @@ once per chunk (to update the progress bar), never per step.
 import collections
 import dataclasses
 import json
+import logging
 import math
 import weakref
 from typing import List, Optional
@@ -21,6 +22,21 @@ import tensorflow as tf
 
 from . import augmentation as augmentation_lib
 from . import validation
+
+
+class _SeparateLoopsAreNotRetracing(logging.Filter):
+    """Drops TF's "frequent retracing" warning for `OptimizationLoop._steps` only.
+
+    TF counts traces per code object, so the loops of different configurations (each
+    traced once, see `trace_count`) add up to a misleading warning.
+    """
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and "OptimizationLoop._steps" in message)
+
+
+tf.get_logger().addFilter(_SeparateLoopsAreNotRetracing())
 
 
 @dataclasses.dataclass
