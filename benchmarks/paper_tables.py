@@ -109,7 +109,7 @@ def run_methods(args, model, classes, out):
     for name, run in methods(args).items():
         if args.methods and name not in args.methods:
             continue
-        path = out / f"{name.replace(' ', '_').replace('(', '').replace(')', '').replace(chr(39), '')}-{tag}.npz"
+        path = out / f"{plots.file_name(name)}-{tag}.npz"
         if path.exists():
             saved = np.load(path)
             results[name] = (saved["images"], saved["transparency"] if saved["transparency"].ndim else None)

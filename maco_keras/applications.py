@@ -6,6 +6,7 @@ and go to `maco`, `fourier` or `pixel` unchanged.
 
 import numpy as np
 import tensorflow as tf
+from xplique.commons import find_layer
 from xplique.features_visualizations import Objective
 
 from . import metrics
@@ -29,8 +30,7 @@ def feature_inversion(model, layer, reference_images, cossim_pow=2.0):
     reference_images = np.asarray(reference_images, np.float32)
     if reference_images.ndim != 4:
         raise ValueError(f"`reference_images` must have shape (N, H, W, C), got {reference_images.shape}.")
-    extractor = metrics.feature_model(model, layer if isinstance(layer, str) else model.layers[layer].name,
-                                      pool=False)
+    extractor = metrics.feature_model(model, find_layer(model, layer).name, pool=False)
     activations = metrics.model_outputs(extractor, reference_images).astype(np.float32)
     return Objective.direction(model, layer, [tf.constant(a) for a in activations], cossim_pow=cossim_pow,
                                names=[f"Inversion#{layer}_{i}" for i in range(len(activations))])
@@ -56,7 +56,7 @@ def concept_visualization(model, layer, concepts, cossim_pow=2.0):
         ...                                   craft.factorization.concept_bank_w)
     """
     concepts = np.asarray(concepts, np.float32)
-    output_shape = (model.get_layer(layer) if isinstance(layer, str) else model.layers[layer]).output.shape
+    output_shape = find_layer(model, layer).output.shape
     if concepts.ndim != 2 or concepts.shape[1] != output_shape[-1]:
         raise ValueError(
             f"`concepts` must have shape (n_concepts, {output_shape[-1]}) for layer {layer!r}, got {concepts.shape}.")

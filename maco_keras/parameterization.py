@@ -43,6 +43,11 @@ class ImageParameterization(keras.layers.Layer):
         """Re-draws the trainable weights from `seed` (an int or a scalar int tensor)."""
         raise NotImplementedError
 
+    @staticmethod
+    def initial_seed(seed):
+        """The stateless seed of the initial weights: (seed, -1), apart from the steps' (seed, step >= 0)."""
+        return tf.stack([tf.cast(seed, tf.int32), -1])
+
     def to_values_range(self, images01):
         """Rescales images from [0, 1] to `values_range`."""
         low, high = self.values_range
@@ -106,7 +111,7 @@ class MacoImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
-        seed = tf.stack([tf.cast(seed, tf.int32), -1])  # steps use (seed, step >= 0)
+        seed = self.initial_seed(seed)
         self.phase.assign(tf.random.stateless_uniform(self.phase.shape, seed, -math.pi, math.pi, alg=RNG))
 
     def spatial_images(self):
@@ -170,7 +175,7 @@ class FourierImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
-        seed = tf.stack([tf.cast(seed, tf.int32), -1])  # steps use (seed, step >= 0)
+        seed = self.initial_seed(seed)
         self.spectrum.assign(self.std * tf.random.stateless_normal(self.spectrum.shape, seed, alg=RNG))
 
     def call(self, inputs=None):
@@ -205,7 +210,7 @@ class PixelImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
-        seed = tf.stack([tf.cast(seed, tf.int32), -1])  # steps use (seed, step >= 0)
+        seed = self.initial_seed(seed)
         self.pixels.assign(self.std * tf.random.stateless_normal(self.pixels.shape, seed, alg=RNG))
 
     def call(self, inputs=None):

@@ -24,7 +24,7 @@ def crop_scale_schedule(crop_scale, steps):
     """The per-step crop scales, each in (0, 1]."""
     crop_scales = optimization.schedule("crop_scale", crop_scale, steps)
     if np.any(crop_scales <= 0) or np.any(crop_scales > 1):
-        raise ValueError("`crop_scale` must be in (0, 1] (a fraction of the image side) at every step.")
+        raise ValueError("`crop_scale` must be in (0, 1] (a fraction of the image's side or area) at every step.")
     return crop_scales
 
 

@@ -35,6 +35,7 @@ CASES = [
     (dict(units=[1], magnitude=np.ones((1, 64, 33))), ValueError, "magnitude"),
     (dict(units=[1], magnitude=-np.ones((3, 64, 33))), ValueError, "magnitude"),
     (dict(units=[1], noise=-0.1), ValueError, "noise"),
+    (dict(units=[1], crop_scale_of="volume"), ValueError, "crop_scale_of"),
     (dict(units=[1], crop_scale=0.0), ValueError, "crop_scale"),
     (dict(units=[1], crop_scale=1.5), ValueError, "crop_scale"),
     (dict(units=[1], crop_scale=[0.2, 0.3]), ValueError, "crop_scale"),
