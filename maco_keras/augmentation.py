@@ -221,9 +221,76 @@ def add_noise(seed, images, uniform_amplitude, gaussian_std):
     return images + tf.cast(noise, images.dtype)
 
 
+def draw(seed, images, num_crops, augmentation, scale, uniform_amplitude, gaussian_std):
+    """This step's random draws, shared by every chunk of crops and every replica.
+
+    Drawing everything for the whole step from one (seed, step) key, then cutting any
+    slice of the crops with `cut`, is what makes a step's crops the same whether they are
+    processed at once, in chunks or split across the replicas of a `tf.distribute`
+    strategy.
+
+    Args:
+        seed: int32 tensor (2,), this step's seed.
+        images: tensor (N, H, W, C).
+        num_crops: K, crops per image.
+        augmentation: an `Augmentation`.
+        scale, uniform_amplitude, gaussian_std: this step's scalars.
+
+    Returns:
+        (images, boxes, crop_noise_seed): the images with their image-level noise (the
+        paper's order; unchanged when the noise is on the crops), the float32 boxes
+        (K * N, 4) in crop-major order, and the seed of the per-crop noise.
+    """
+    num_images = images.shape[0]
+    seed_boxes, seed_noise, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
+    if augmentation.noise_on == "image":
+        images = add_noise(seed_noise, images, uniform_amplitude, gaussian_std)
+    boxes = sample_boxes(seed_boxes, num_crops * num_images, scale, augmentation)
+    if augmentation.flip:
+        boxes = flip_boxes(seed_flip, boxes)
+    return images, boxes, seed_noise
+
+
+def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_noise_seed, uniform_amplitude,
+        gaussian_std, gather=False):
+    """Crops `first_crop .. first_crop + num_crops - 1` of every image, in crop-major order.
+
+    Args:
+        images, boxes, crop_noise_seed: from `draw`.
+        first_crop: int or scalar int32 tensor, the first crop index k of the slice.
+        num_crops: static size of the slice.
+        output_size: (h, w) of the model input.
+        augmentation: an `Augmentation`.
+        uniform_amplitude, gaussian_std: this step's noise (used when it is on the crops).
+        gather: cut crops with gathers (for XLA) instead of TF's CropAndResize kernel.
+
+    Returns:
+        tensor (num_crops * N, h, w, C).
+    """
+    num_images, channels = images.shape[0], images.shape[-1]
+    first_crop = tf.cast(first_crop, tf.int32)
+    boxes = tf.slice(tf.reshape(boxes, (-1, num_images, 4)), tf.stack([first_crop, 0, 0]), [num_crops, num_images, 4])
+    boxes = tf.reshape(boxes, (num_crops * num_images, 4))
+    if gather:
+        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+        crops = crop_and_resize_gather(images, boxes, image_indices, output_size)
+    else:
+        crops = crop_and_resize_crop_major(images, boxes, num_crops, output_size)
+    if augmentation.noise_on == "crops":
+        # One key per crop index k, so that a crop's noise does not depend on the slice it is in.
+        def row_noise(k):
+            zeros = tf.zeros((num_images, *output_size, channels), images.dtype)
+            return add_noise(tf.random.experimental.stateless_fold_in(crop_noise_seed, k, alg=RNG), zeros,
+                             uniform_amplitude, gaussian_std)
+
+        noise = tf.map_fn(row_noise, first_crop + tf.range(num_crops), fn_output_signature=images.dtype)
+        crops += tf.reshape(noise, tf.shape(crops))
+    return crops
+
+
 def augment(seed, images, num_crops, output_size, augmentation, scale, uniform_amplitude, gaussian_std,
             gather=False):
-    """The crops fed to the model at one step, in crop-major order.
+    """The crops fed to the model at one step, in crop-major order: `draw`, then `cut` them all.
 
     Crop `k * N + i` is the k-th crop of image i, so a batch of N consecutive crops
     holds one crop of every image, which is what Xplique objectives' masks expect.
@@ -240,18 +307,7 @@ def augment(seed, images, num_crops, output_size, augmentation, scale, uniform_a
     Returns:
         tensor (K * N, h, w, C).
     """
-    num_images = images.shape[0]
-    seed_boxes, seed_noise, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
-    if augmentation.noise_on == "image":
-        images = add_noise(seed_noise, images, uniform_amplitude, gaussian_std)
-    boxes = sample_boxes(seed_boxes, num_crops * num_images, scale, augmentation)
-    if augmentation.flip:
-        boxes = flip_boxes(seed_flip, boxes)
-    if gather:
-        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
-        crops = crop_and_resize_gather(images, boxes, image_indices, output_size)
-    else:
-        crops = crop_and_resize_crop_major(images, boxes, num_crops, output_size)
-    if augmentation.noise_on == "crops":
-        crops = add_noise(seed_noise, crops, uniform_amplitude, gaussian_std)
-    return crops
+    images, boxes, crop_noise_seed = draw(seed, images, num_crops, augmentation, scale, uniform_amplitude,
+                                          gaussian_std)
+    return cut(images, boxes, 0, num_crops, output_size, augmentation, crop_noise_seed, uniform_amplitude,
+               gaussian_std, gather=gather)

@@ -36,7 +36,8 @@ def _augmentation(transforms):
 
 def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, transforms="standard", noise=0.0,
             learning_rate=0.05, optimizer=None, values_range=(-1.0, 1.0), decay_power=0.85, std=0.01, seed=None,
-            jit_compile=False, verbose=True, input_shape=None, return_visualization=False):
+            jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
+            crop_chunk=None, batch_size=None):
     """Olah et al.'s Fourier feature visualization (the paper's "Fourier" baseline).
 
     Args:
@@ -45,7 +46,8 @@ def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, trans
         noise: U(-a, a) noise amplitude as a fraction of the `values_range` span (default 0).
         learning_rate: Adam learning rate (Xplique's 0.05); ignored if `optimizer` is given.
         decay_power, std: see `FourierImage`.
-        The other arguments and the return value are `maco`'s.
+        The other arguments (`strategy`, `crop_chunk`, `batch_size` included) and the
+        return value are `maco`'s.
     """
     augmentation, scale = _augmentation(transforms)
 
@@ -58,12 +60,14 @@ def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, trans
         steps=steps, image_size=image_size, crops=crops, crop_scale=scale, noise=noise,
         values_range=values_range, seed=seed, augmentation=augmentation,
         optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
-        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization)
+        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size)
 
 
 def pixel(objective, units=None, *, steps=256, image_size=512, crops=32, transforms="standard", noise=0.0,
           learning_rate=0.05, optimizer=None, values_range=(-1.0, 1.0), std=0.01, seed=None,
-          jit_compile=False, verbose=True, input_shape=None, return_visualization=False):
+          jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
+            crop_chunk=None, batch_size=None):
     """Pixel-space feature visualization with the standard transformations (the paper's "CBR").
 
     Args: as `fourier`, without `decay_power`.
@@ -78,4 +82,5 @@ def pixel(objective, units=None, *, steps=256, image_size=512, crops=32, transfo
         steps=steps, image_size=image_size, crops=crops, crop_scale=scale, noise=noise,
         values_range=values_range, seed=seed, augmentation=augmentation,
         optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
-        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization)
+        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size)

@@ -14,7 +14,8 @@ _IMAGES = visualize_lib.ParameterizationCache()
 
 def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_scale=0.25, crop_scale_std=0.1,
          crop_scale_of="area", noise=0.1, learning_rate=1.0, optimizer=None, values_range=(-1.0, 1.0), magnitude=None, seed=None,
-         jit_compile=False, verbose=True, input_shape=None, return_visualization=False):
+         jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
+         crop_chunk=None, batch_size=None):
     """Optimizes N images, one per objective, by their Fourier phase at a fixed magnitude.
 
     All N objectives are optimized together in one batch: each step draws `crops` random
@@ -50,6 +51,17 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
         input_shape: (h, w, C) of the model, for a callable objective.
         return_visualization: return the `Visualization` (images, transparency, per-step
             scores, names) instead of the tuple.
+        strategy: a `tf.distribute.Strategy` (e.g. `MirroredStrategy` over a machine's GPUs,
+            `TPUStrategy` over a TPU's cores); each step's crops are split across its
+            replicas, the phase is mirrored and the gradients summed. `crops` must be
+            divisible by the number of replicas. Build or load the model under
+            `strategy.scope()` so that each replica holds its weights. Default None: one device.
+        crop_chunk: crops per image that a device processes at once; the others follow in a
+            fixed order with the gradients summed (same seed, same bits). Lower it when the
+            model's activations for `batch_size x crops` crops do not fit in memory. Must
+            divide the crops per replica. Default None: all at once.
+        batch_size: objectives optimized together (default None: all N at once); memory
+            grows with `batch_size x crop_chunk`, not with N.
 
     Returns:
         (images, transparency): float32 arrays (N, H, W, C); images in `values_range`,
@@ -60,6 +72,8 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
         >>> images, transparency = maco(model, units=[1, 309], steps=256)
         >>> obj = Objective.neuron(model, -1, [1, 309]) + 0.5 * Objective.channel(model, "out_relu", 7)
         >>> images, transparency = maco(obj)
+        >>> strategy = tf.distribute.MirroredStrategy()  # every GPU of the machine
+        >>> images, transparency = maco(model, units=[1, 309], strategy=strategy)
     """
     validation.non_negative_float("crop_scale_std", crop_scale_std)
     learning_rate = validation.non_negative_float("learning_rate", learning_rate)
@@ -86,4 +100,5 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
         values_range=values_range, seed=seed,
         augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std), crop_scale_of=crop_scale_of),
         optimizer=optimizer if optimizer is not None else optimization.default_optimizer(learning_rate),
-        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization)
+        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size)

@@ -53,6 +53,19 @@ class CompiledObjective:
     def num_objectives(self):
         return len(self.names)
 
+    def batches(self, batch_size):
+        """The objectives in consecutive groups of at most `batch_size`, each a `CompiledObjective`.
+
+        Groups of one size share a trace; a smaller last group traces once more.
+        """
+        groups = []
+        for start in range(0, self.num_objectives, batch_size):
+            stop = min(start + batch_size, self.num_objectives)
+            masks = [mask[start:stop] for mask in self.masks]
+            key = self.key[:-1] + (stop - start,) if self.key and self.key[0] == "xplique" else self.key + (start, stop)
+            groups.append(dataclasses.replace(self, masks=masks, names=list(self.names[start:stop]), key=key))
+        return groups
+
     def scores(self, outputs, masks, multipliers, num_crops):
         """Per-objective scores, averaged over crops.
 

@@ -56,6 +56,18 @@ class Visualization:
     scores: np.ndarray
     names: List[str]
 
+    @classmethod
+    def concatenate(cls, visualizations):
+        """One `Visualization` of the objectives of several, in order."""
+        if len(visualizations) == 1:
+            return visualizations[0]
+        return cls(
+            images=np.concatenate([v.images for v in visualizations]),
+            transparency=np.concatenate([v.transparency for v in visualizations]),
+            scores=np.concatenate([v.scores for v in visualizations], axis=1),
+            names=[name for v in visualizations for name in v.names],
+        )
+
 
 class NonFiniteError(FloatingPointError):
     """The loss or a gradient became NaN or infinite; `partial` holds the last finite state."""
@@ -80,82 +92,207 @@ def optimizer_key(optimizer):
     return type(optimizer).__name__, json.dumps(config, sort_keys=True, default=str)
 
 
+def resolve_strategy(strategy):
+    """`strategy` or, for None, the current one (the default, single-device one unless in a scope)."""
+    if strategy is None:
+        return tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(
+            f"expected a tf.distribute.Strategy or None, received: strategy={strategy!r} ({type(strategy).__name__})")
+    return strategy
+
+
+def is_tpu(strategy):
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
+def split_crops(num_crops, strategy, crop_chunk):
+    """Validates how a step's K crops are shared; returns (crops per replica, crops per chunk).
+
+    Each replica takes K / R consecutive crop indices and processes them `crop_chunk` at a
+    time (default: all at once), so both must divide evenly: shapes stay static.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if num_crops % replicas:
+        raise ValueError(
+            f"expected `crops` divisible by the {replicas} replicas of `strategy` (each replica takes an equal "
+            f"share of a step's crops), received: crops={num_crops}")
+    per_replica = num_crops // replicas
+    if crop_chunk is None:
+        return per_replica, per_replica
+    crop_chunk = validation.positive_int("crop_chunk", crop_chunk)
+    if per_replica % crop_chunk:
+        raise ValueError(
+            f"expected `crop_chunk` to divide the {per_replica} crops per image each replica processes per step, "
+            f"received: crop_chunk={crop_chunk}")
+    return per_replica, crop_chunk
+
+
 class OptimizationLoop:
     """A traced-once optimization loop over one parameterization and one objective structure.
 
+    One step: render the N images, draw the step's boxes and noise from (seed, step), and
+    take the crops' gradient with respect to the images. With a `tf.distribute` strategy
+    each replica takes its own slice of the crops (data parallelism over crops, every
+    replica drawing the same boxes and noise); within a replica the crops are processed
+    `crop_chunk` at a time with the image gradients summed in a fixed order, which bounds
+    the memory of the model's activations. The image gradient is then pulled back through
+    the parameterization once, and the replicas' phase gradients are summed by the
+    optimizer, whose state and the phase are mirrored.
+
     Args:
-        parameterization: an `ImageParameterization` (its trainable weights are optimized).
+        parameterization: an `ImageParameterization` (its trainable weights are optimized),
+            built under `strategy.scope()` when a strategy is given.
         objective: a `CompiledObjective` whose N matches the parameterization's.
         num_crops: K, crops per image per step.
         augmentation: an `Augmentation` (the static part of the augmentations).
-        optimizer: a fresh, unbuilt Keras optimizer.
-        jit_compile: compile the loop with XLA (faster on GPU/TPU; slower on CPU).
+        optimizer: a Keras optimizer, used as a configuration: the loop builds its own copy
+            under the strategy's scope.
+        jit_compile: compile the loop with XLA (faster on GPU; slower on CPU).
+        strategy: a `tf.distribute.Strategy` (default: the current one).
+        crop_chunk: crops per image processed at once by a replica (default: all).
     """
 
-    def __init__(self, parameterization, objective, num_crops, augmentation, optimizer, jit_compile=False):
+    def __init__(self, parameterization, objective, num_crops, augmentation, optimizer, jit_compile=False,
+                 strategy=None, crop_chunk=None):
         self.parameterization = parameterization
         self.objective = objective
         self.num_crops = num_crops
         self.augmentation = augmentation
-        self.optimizer = optimizer
-        self.jit_compile = bool(jit_compile)
+        self.strategy = resolve_strategy(strategy)
+        with self.strategy.scope():
+            # The optimizer must be made in the scope: its variables mirror the phase.
+            self.optimizer = optimizer = type(optimizer).from_config(optimizer.get_config())
+        self.crops_per_replica, self.crop_chunk = split_crops(num_crops, self.strategy, crop_chunk)
+        self.num_chunks = self.crops_per_replica // self.crop_chunk
+        # A TPU strategy compiles the replicated step with XLA itself; XLA has no
+        # CropAndResize kernel, so crops are cut with gathers there too.
+        self.gather = bool(jit_compile) or is_tpu(self.strategy)
+        self.jit_compile = bool(jit_compile) and not is_tpu(self.strategy)
         self.variables = list(parameterization.trainable_variables)
-        optimizer.build(self.variables)
+        if strategy is not None and not all(self.strategy.extended.variable_created_in_scope(
+                getattr(variable, "value", variable)) for variable in self.variables):
+            raise ValueError("the parameterization's weights must be created under `strategy.scope()`")
+        num_images = parameterization.num_images
+        height, width = parameterization.image_size
+        only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+        with self.strategy.scope():
+            optimizer.build(self.variables)
+            # Written once per step with values that are equal on every replica.
+            self.transparency_sum = tf.Variable(
+                tf.zeros((num_images, height, width, parameterization.channels)), trainable=False,
+                aggregation=only_first)
+            self.history = tf.Variable(
+                tf.zeros((0, num_images)), shape=tf.TensorShape([None, num_images]), trainable=False,
+                aggregation=only_first)
         # Snapshot of the freshly built state (zeros, NAdam's u_product = 1, ...), restored
         # before each run so that a run does not depend on the previous one.
         self._optimizer_initial_state = [variable.numpy() for variable in optimizer.variables]
-        num_images = parameterization.num_images
-        height, width = parameterization.image_size
-        self.transparency_sum = tf.Variable(
-            tf.zeros((num_images, height, width, parameterization.channels)), trainable=False)
-        self.history = tf.Variable(
-            tf.zeros((0, num_images)), shape=tf.TensorShape([None, num_images]), trainable=False)
         self.model_dtype = getattr(objective.model, "compute_dtype", None) or "float32"
         self.trace_count = 0
         mask_specs = [tf.TensorSpec(mask.shape, tf.float32) for mask in objective.masks]
-        signature = [
-            tf.TensorSpec((), tf.int32),  # start
-            tf.TensorSpec((), tf.int32),  # stop
+        step_specs = [
             tf.TensorSpec((), tf.int32),  # seed
             mask_specs,
             tf.TensorSpec((len(objective.masks),), tf.float32),  # multipliers
-            tf.TensorSpec((None,), tf.float32),  # crop scale per step
-            tf.TensorSpec((None,), tf.float32),  # uniform noise amplitude per step
-            tf.TensorSpec((None,), tf.float32),  # gaussian noise std per step
         ]
-        self._run_steps = tf.function(self._steps, input_signature=signature, jit_compile=jit_compile)
+        schedule_specs = [tf.TensorSpec((None,), tf.float32)] * 3  # crop scale, uniform, gaussian per step
+        self._run_steps = tf.function(
+            self._steps, input_signature=[tf.TensorSpec((), tf.int32)] * 2 + step_specs + schedule_specs,
+            jit_compile=self.jit_compile)
+        self._step_gradients = tf.function(
+            self._gradients_of_step, input_signature=[tf.TensorSpec((), tf.int32)] + step_specs
+            + [tf.TensorSpec((), tf.float32)] * 3)
 
-    def _gradients(self, step, seed, masks, multipliers, scale, uniform, gaussian):
+    def _replica_gradients(self, step, seed, masks, multipliers, scale, uniform, gaussian):
+        """One replica's share of a step: its crops' gradients, summed over the replicas where needed.
+
+        Returns:
+            (scores (N,), image gradient (N, H, W, C), this replica's phase gradients,
+            count of non-finite values): scores and image gradient summed over replicas.
+        """
+        replica = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             images = self.parameterization()
-            crops = augmentation_lib.augment(
-                tf.stack([seed, step]), images, self.num_crops, self.objective.input_shape[:2],
-                self.augmentation, scale, uniform, gaussian, gather=self.jit_compile)
-            outputs = self.objective.model(tf.cast(crops, self.model_dtype))
-            if not isinstance(outputs, (list, tuple)):
-                outputs = [outputs]
-            scores = self.objective.scores(list(outputs), masks, multipliers, self.num_crops)
-            total = tf.reduce_sum(scores)
-        # One backward pass gives both: the phase gradient and, for free, the image gradient.
-        gradients = tape.gradient(total, [images] + self.variables)
-        return scores, total, gradients[0], gradients[1:]
+        noisy, boxes, noise_seed = augmentation_lib.draw(
+            tf.stack([seed, step]), images, self.num_crops, self.augmentation, scale, uniform, gaussian)
+        first = tf.cast(replica.replica_id_in_sync_group, tf.int32) * self.crops_per_replica
+        # Each chunk's scores are its crops' mean times its share of all K crops, so the sum over
+        # chunks and replicas is the mean over the step's K crops, as in a single-device step.
+        share = self.crop_chunk / self.num_crops
+
+        def chunk(index, image_gradient, scores):
+            with tf.GradientTape() as chunk_tape:
+                chunk_tape.watch(noisy)
+                crops = augmentation_lib.cut(
+                    noisy, boxes, first + index * self.crop_chunk, self.crop_chunk, self.objective.input_shape[:2],
+                    self.augmentation, noise_seed, uniform, gaussian, gather=self.gather)
+                outputs = self.objective.model(tf.cast(crops, self.model_dtype))
+                if not isinstance(outputs, (list, tuple)):
+                    outputs = [outputs]
+                chunk_scores = share * self.objective.scores(list(outputs), masks, multipliers, self.crop_chunk)
+                total = tf.reduce_sum(chunk_scores)
+            # The noise is additive: the gradient at the noisy images is the images' gradient.
+            return index + 1, image_gradient + chunk_tape.gradient(total, noisy), scores + chunk_scores
+
+        state = (tf.constant(0), tf.zeros_like(images), tf.zeros((self.parameterization.num_images,)))
+        if self.num_chunks == 1:
+            _, image_gradient, scores = chunk(*state)
+        else:
+            # A while loop keeps one chunk's activations alive at a time and fixes the order of the sums.
+            _, image_gradient, scores = tf.while_loop(lambda index, *_: index < self.num_chunks, chunk, state)
+        # Linear in the image gradient: the replicas' phase gradients add up to the full one.
+        gradients = tape.gradient(images, self.variables, output_gradients=image_gradient)
+        non_finite = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in gradients])
+        if self.strategy.num_replicas_in_sync > 1:
+            image_gradient, scores, non_finite = replica.all_reduce(
+                tf.distribute.ReduceOp.SUM, [image_gradient, scores, non_finite])
+        non_finite += tf.reduce_sum(tf.cast(~tf.math.is_finite(image_gradient), tf.float32))
+        non_finite += tf.reduce_sum(tf.cast(~tf.math.is_finite(scores), tf.float32))
+        return scores, image_gradient, gradients, non_finite
+
+    def _replica_apply(self, step, scores, image_gradient, gradients):
+        # Gradient *ascent*: the objective is maximized. The optimizer sums the replicas' gradients.
+        self.optimizer.apply_gradients(zip([-g for g in gradients], self.variables))
+        self.transparency_sum.assign_add(tf.abs(image_gradient))
+        self.history.assign(tf.tensor_scatter_nd_update(self.history, [[step]], [scores]))
+
+    def _first(self, value):
+        return self.strategy.experimental_local_results(value)[0]
+
+    def _gradients_of_step(self, step, seed, masks, multipliers, scale, uniform, gaussian):
+        scores, image_gradient, gradients, _ = self.strategy.run(
+            self._replica_gradients, args=(step, seed, masks, multipliers, scale, uniform, gaussian))
+        gradients = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in gradients]
+        return self._first(scores), self._first(image_gradient), gradients
+
+    def step_gradients(self, step, seed, masks, multipliers, crop_scale, uniform_noise, gaussian_noise=0.0):
+        """The scores and gradients of one step at the current images, without updating them.
+
+        Returns:
+            (scores (N,), image gradient (N, H, W, C), phase gradients summed over replicas):
+            numpy arrays, the gradients of the sum of the N objectives' scores.
+        """
+        masks = [tf.constant(mask, tf.float32) for mask in masks]
+        scores, image_gradient, gradients = self._step_gradients(
+            tf.constant(step), tf.constant(seed), masks, tf.constant(multipliers, tf.float32),
+            tf.constant(crop_scale, tf.float32), tf.constant(uniform_noise, tf.float32),
+            tf.constant(gaussian_noise, tf.float32))
+        return scores.numpy(), image_gradient.numpy(), [g.numpy() for g in gradients]
 
     def _steps(self, start, stop, seed, masks, multipliers, scales, uniforms, gaussians):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, failed):
-            scores, total, image_gradient, gradients = self._gradients(
-                step, seed, masks, multipliers, scales[step], uniforms[step], gaussians[step])
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients + [total]])
+            scores, image_gradient, gradients, non_finite = self.strategy.run(
+                self._replica_gradients,
+                args=(step, seed, masks, multipliers, scales[step], uniforms[step], gaussians[step]))
 
             def apply():
-                # Gradient *ascent*: the objective is maximized.
-                self.optimizer.apply_gradients(zip([-g for g in gradients], self.variables))
-                self.transparency_sum.assign_add(tf.abs(image_gradient))
-                self.history.scatter_nd_update([[step]], [scores])
+                self.strategy.run(self._replica_apply, args=(step, scores, image_gradient, gradients))
                 return tf.constant(-1)
 
-            failed = tf.cond(finite, apply, lambda: step)
+            failed = tf.cond(self._first(non_finite) == 0, apply, lambda: step)
             return step + 1, failed
 
         _, failed = tf.while_loop(
@@ -166,7 +303,7 @@ class OptimizationLoop:
         steps_done = max(steps_done, 1)
         return Visualization(
             images=self.parameterization().numpy(),
-            transparency=(self.transparency_sum / steps_done).numpy(),
+            transparency=(self.transparency_sum.numpy() / steps_done),
             scores=self.history.numpy()[:steps_done],
             names=list(self.objective.names),
         )
@@ -198,7 +335,7 @@ class OptimizationLoop:
             if failed >= 0:
                 raise NonFiniteError(failed, self._current(failed))
             if progress is not None:
-                progress.update(stop, values=[("score", float(np.mean(self.history[stop - 1])))])
+                progress.update(stop, values=[("score", float(np.mean(self.history.numpy()[stop - 1])))])
         return self._current(steps)
 
 
@@ -206,21 +343,24 @@ _LOOPS = collections.OrderedDict()
 _MAX_LOOPS = 8
 
 
-def get_loop(parameterization, objective, num_crops, augmentation, optimizer, jit_compile):
+def get_loop(parameterization, objective, num_crops, augmentation, optimizer, jit_compile, strategy=None,
+             crop_chunk=None):
     """The cached `OptimizationLoop` for this configuration, built on first use.
 
-    `optimizer` is used as a configuration: a fresh copy is built for the loop, so the
-    same optimizer object may be passed to many calls.
+    `optimizer` is used as a configuration: the loop builds a fresh copy, so the same
+    optimizer object may be passed to many calls.
     """
-    key = (id(parameterization), objective.key, num_crops, augmentation, optimizer_key(optimizer), bool(jit_compile))
+    strategy_key = None if strategy is None else id(strategy)
+    key = (id(parameterization), objective.key, num_crops, augmentation, optimizer_key(optimizer), bool(jit_compile),
+           strategy_key, crop_chunk)
     entry = _LOOPS.get(key)
     if entry is not None and entry[0]() is parameterization:
         _LOOPS.move_to_end(key)
         loop = entry[1]
         loop.objective = objective  # same structure; carries this call's names
         return loop
-    loop = OptimizationLoop(parameterization, objective, num_crops, augmentation,
-                            type(optimizer).from_config(optimizer.get_config()), jit_compile)
+    loop = OptimizationLoop(parameterization, objective, num_crops, augmentation, optimizer, jit_compile, strategy,
+                            crop_chunk)
     _LOOPS[key] = (weakref.ref(parameterization), loop)
     while len(_LOOPS) > _MAX_LOOPS:
         _LOOPS.popitem(last=False)

@@ -46,7 +46,8 @@ def compile_for(objective, units, input_shape, image_size, name="image_size"):
 
 
 def visualize(parameterization, compiled, steps, crops, seed, crop_scale=0.25, uniform_noise=0.0,
-              gaussian_noise=0.0, augmentation=None, optimizer=None, jit_compile=False, verbose=True):
+              gaussian_noise=0.0, augmentation=None, optimizer=None, jit_compile=False, verbose=True,
+              strategy=None, crop_chunk=None):
     """Optimizes `parameterization` for a compiled objective with the shared loop.
 
     Args:
@@ -61,6 +62,9 @@ def visualize(parameterization, compiled, steps, crops, seed, crop_scale=0.25, u
         optimizer: Keras optimizer used as a configuration (default NAdam, lr 1.0).
         jit_compile: XLA.
         verbose: progress bar.
+        strategy: a `tf.distribute.Strategy` whose replicas share each step's crops (the
+            parameterization must be built under its scope); None: the current strategy.
+        crop_chunk: crops per image processed at once (default: all of a replica's).
 
     Returns:
         A `Visualization`.
@@ -79,7 +83,8 @@ def visualize(parameterization, compiled, steps, crops, seed, crop_scale=0.25, u
     crop_scales = crop_scale_schedule(crop_scale, steps)
     uniform = optimization.schedule("uniform_noise", uniform_noise, steps)
     gaussian = optimization.schedule("gaussian_noise", gaussian_noise, steps)
-    loop = optimization.get_loop(parameterization, compiled, crops, augmentation, optimizer, jit_compile)
+    loop = optimization.get_loop(parameterization, compiled, crops, augmentation, optimizer, jit_compile, strategy,
+                                 crop_chunk)
     return loop.run(steps, seed, compiled.masks, compiled.multipliers, crop_scales, uniform, gaussian, verbose)
 
 
@@ -106,7 +111,7 @@ class ParameterizationCache:
 
 def run_method(objective, units, input_shape, *, make_images, cache, steps, image_size, crops, crop_scale, noise,
                values_range, seed, augmentation, optimizer, jit_compile, verbose, return_visualization,
-               prepare=None, image_key=()):
+               prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None):
     """What `maco`, `fourier` and `pixel` share: validate, compile, reuse, run, return.
 
     Args:
@@ -118,6 +123,8 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
         image_key: the method's own settings that change its parameterization (part of
             the reuse key).
         noise: amplitude of U(-a, a) as a fraction of the `values_range` span.
+        strategy, crop_chunk: see `visualize`.
+        batch_size: objectives optimized together (default: all N); memory grows with it.
         The other arguments are `maco`'s.
     """
     steps, crops, seed = check_common(steps, crops, seed)
@@ -128,16 +135,29 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
     crop_scale = crop_scale_schedule(crop_scale, steps)
     if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError(f"`optimizer` must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}.")
+    resolved = optimization.resolve_strategy(strategy)
+    optimization.split_crops(crops, resolved, crop_chunk)
+    if batch_size is not None:
+        batch_size = validation.positive_int("batch_size", batch_size)
     compiled = compile_for(objective, units, input_shape, size)
     channels = compiled.input_shape[-1]
     load = prepare(compiled, size) if prepare is not None else None
-    images = cache.get((compiled.num_objectives, size, channels, (low, high), tuple(image_key)),
-                       lambda: make_images(compiled.num_objectives, size, channels, (low, high), seed))
-    if load is not None:
-        load(images)
-    visualization = visualize(images, compiled, steps, crops, seed, crop_scale=crop_scale, uniform_noise=uniform,
-                              augmentation=augmentation, optimizer=optimizer, jit_compile=jit_compile,
-                              verbose=verbose)
+    batches = [compiled] if batch_size is None else compiled.batches(batch_size)
+    visualizations = []
+    for batch in batches:
+        def build(batch=batch):
+            with resolved.scope():
+                return make_images(batch.num_objectives, size, channels, (low, high), seed)
+
+        key = (batch.num_objectives, size, channels, (low, high), tuple(image_key), id(strategy))
+        images = cache.get(key, build)
+        if load is not None:
+            load(images)
+        visualizations.append(visualize(
+            images, batch, steps, crops, seed, crop_scale=crop_scale, uniform_noise=uniform,
+            augmentation=augmentation, optimizer=optimizer, jit_compile=jit_compile, verbose=verbose,
+            strategy=strategy, crop_chunk=crop_chunk))
+    visualization = optimization.Visualization.concatenate(visualizations)
     if return_visualization:
         return visualization
     return visualization.images, visualization.transparency
