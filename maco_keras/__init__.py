@@ -3,36 +3,51 @@
 Quick start:
     >>> import maco_keras
     >>> images, transparency = maco_keras.maco(model, units=[1, 309])
+
+The package loads lazily: `import maco_keras` is instant and TensorFlow is imported on
+first use, so the command line can set TensorFlow's log level before it loads. Every
+name below and every submodule (`maco_keras.plots`, `.metrics`, `.applications`,
+`.baselines`, ...) is available as an attribute.
 """
 
-from xplique.features_visualizations import Objective
+import importlib
 
-from .augmentation import Augmentation
-from .maco import maco
-from .optimization import NonFiniteError, Visualization, clear_cache
-from .parameterization import ImageParameterization, MacoImage
-from .spectrum import (
-    compute_magnitude,
-    imagenet_magnitude,
-    load_magnitude,
-    resize_magnitude,
-    save_magnitude,
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "Augmentation": "augmentation",
+    "ImageParameterization": "parameterization",
+    "MacoImage": "parameterization",
+    "NonFiniteError": "optimization",
+    "Visualization": "optimization",
+    "clear_cache": "optimization",
+    "compute_magnitude": "spectrum",
+    "imagenet_magnitude": "spectrum",
+    "load_magnitude": "spectrum",
+    "resize_magnitude": "spectrum",
+    "save_magnitude": "spectrum",
+    "maco": "presets",
+}
+_SUBMODULES = (
+    "applications", "atlas", "augmentation", "baselines", "cli", "color", "metrics", "models", "objective",
+    "optimization", "parameterization", "plots", "presets", "results", "spectrum", "validation", "visualize",
+    "xplique_compat",
 )
 
-__version__ = "0.1.0"
+__all__ = sorted([*_EXPORTS, "Objective", *_SUBMODULES])
 
-__all__ = [
-    "Augmentation",
-    "ImageParameterization",
-    "MacoImage",
-    "NonFiniteError",
-    "Objective",
-    "Visualization",
-    "clear_cache",
-    "compute_magnitude",
-    "imagenet_magnitude",
-    "load_magnitude",
-    "maco",
-    "resize_magnitude",
-    "save_magnitude",
-]
+
+def __getattr__(name):
+    if name == "Objective":
+        from xplique.features_visualizations import Objective
+
+        return Objective
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'maco_keras' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

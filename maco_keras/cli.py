@@ -1,77 +1,229 @@
-"""`maco-keras`: visualize logits (or channels) of a saved Keras model from the shell.
+"""`maco-keras` (or `python -m maco_keras`): visualize a whole model from the shell, then browse it.
 
-    maco-keras MODEL.keras --units 1 309 --out out/ [--layer NAME --channels 3 7]
+    maco-keras visualize MobileNetV2 --out run/ --units all          # every logit
+    maco-keras visualize model.keras --out run/ --layer block_13_expand_relu --units 0-63
+    maco-keras atlas run/ [--labels labels.txt] [--examples images/]  # run/index.html
 
-Objectives are optimized in batches of `--batch` (all units of a batch together, one
-compiled loop for every batch); each finished image is written at once as
-`<out>/<name>.png` plus `<out>/<name>.npz` (image, transparency), and objectives whose
-files exist are skipped, so an interrupted run resumes where it stopped.
+`visualize` writes, per unit, an image PNG, a transparency PNG and an .npz (image,
+transparency, per-step scores), and a `manifest.json`; every file is written whole
+(temporary file, then rename). A rerun skips finished units and redoes the others;
+`--shard I/N` lets N processes share one folder. `atlas` turns a run folder into a
+static site that opens from the file system. Bad input prints one line and exits 2.
 """
 
 import argparse
+import contextlib
 import os
-import pathlib
 import sys
+import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow loads (the package imports it lazily): its C++ start-up logs are noise here.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+PROG = "maco-keras"
+COMMANDS = ("visualize", "atlas")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input on one line (`maco-keras: error: ...`) and exits 2."""
+
+    def error(self, message):
+        fail(message)
+
+
+def fail(message):
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received: {text}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received: {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received: {text}")
+    return value
+
+
+def build_parser():
+    parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="{visualize,atlas}", parser_class=_Parser)
+
+    visualize = commands.add_parser("visualize", help="visualize units of a model into a run folder",
+                                    description="Visualize units of a model into a run folder (resumable).")
+    visualize.add_argument("model", help="a .keras/.h5 file, or a keras.applications name such as MobileNetV2")
+    visualize.add_argument("--out", default="maco_out", help="run folder (default: maco_out)")
+    visualize.add_argument("--layer", help="layer name (default: the output, i.e. the logits)")
+    visualize.add_argument("--units", nargs="+", default=None,
+                           help="units: numbers and ranges (1,5,10-19) or all (default: all)")
+    visualize.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco",
+                           help="maco (default), or the paper's baselines fourier and pixel (CBR)")
+    visualize.add_argument("--steps", type=_positive_int, default=256, help="optimization steps (default 256)")
+    visualize.add_argument("--image-size", type=_positive_int, default=512, help="image side (default 512)")
+    visualize.add_argument("--crops", type=_positive_int, default=32, help="crops per image per step (default 32)")
+    visualize.add_argument("--crop-chunk", type=_positive_int, default=None,
+                           help="crops per image processed at once (default: all); lower it to save memory")
+    visualize.add_argument("--batch", type=_positive_int, default=8,
+                           help="units optimized together (default 8); memory grows with it")
+    visualize.add_argument("--values-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                           help="model input range (default: 0 255 for keras.applications, else -1 1)")
+    visualize.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    visualize.add_argument("--strategy", choices=("none", "mirrored", "tpu"), default="none",
+                           help="mirrored: every GPU of the machine; tpu: the TPU's cores (default: one device)")
+    visualize.add_argument("--shard", default="0/1", help="I/N: this process takes every N-th unit from the I-th "
+                           "(0-based), so N processes share one --out (default 0/1)")
+    visualize.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
+                           help="weights of a keras.applications model (default imagenet)")
+    visualize.add_argument("--quiet", action="store_true", help="no step progress bar")
+
+    atlas = commands.add_parser("atlas", help="write a static site (index.html) into a run folder",
+                                description="Write a static, server-less site into a run folder.")
+    atlas.add_argument("folder", help="a run folder written by `maco-keras visualize`")
+    atlas.add_argument("--labels", help="text file, one unit name per line (line i = unit i)")
+    atlas.add_argument("--examples", help="folder of natural images: show those that most activate each unit")
+    atlas.add_argument("--top", type=_positive_int, default=6, help="examples per unit (default 6)")
+    return parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="maco-keras", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a saved Keras model (.keras)")
-    parser.add_argument("--units", type=int, nargs="*", default=[], help="output units (logits) to visualize")
-    parser.add_argument("--layer", help="layer name for --channels")
-    parser.add_argument("--channels", type=int, nargs="*", default=[], help="channels of --layer to visualize")
-    parser.add_argument("--out", default="maco_out", help="output folder")
-    parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--image-size", type=int, default=512)
-    parser.add_argument("--crops", type=int, default=32)
-    parser.add_argument("--values-range", type=float, nargs=2, default=(-1.0, 1.0))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch", type=int, default=8, help="objectives optimized together")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    if not args.units and not args.channels:
-        parser.error("give --units and/or --layer NAME --channels ...")
-    if args.channels and not args.layer:
-        parser.error("--channels needs --layer")
-    if args.batch < 1:
-        parser.error(f"--batch must be >= 1, got {args.batch}")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The first version took `maco-keras MODEL --units ...`: that is `visualize` still.
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv = ["visualize"] + argv
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        fail("expected a command, visualize or atlas (see maco-keras --help)")
     return args
+
+
+def _strategy(name):
+    import tensorflow as tf
+
+    if name == "none":
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except Exception as error:
+        raise ValueError(f"cannot connect to a TPU for --strategy tpu: {str(error).splitlines()[0][:200]}") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+class VisualizeJob:
+    """A validated `visualize` command: everything checked before the first step."""
+
+    def __init__(self, args):
+        from . import models, optimization, results, validation
+
+        self.args = args
+        self.shard = results.parse_shard(args.shard)
+        if args.values_range is not None:
+            validation.values_range(tuple(args.values_range), name="--values-range")
+        self.strategy = _strategy(args.strategy)
+        optimization.split_crops(args.crops, optimization.resolve_strategy(self.strategy), args.crop_chunk)
+        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        with scope:  # so that every replica holds the model's weights
+            loaded = models.load(args.model, weights=None if args.weights == "none" else "imagenet")
+        self.model = loaded.model
+        self.values_range = (tuple(args.values_range) if args.values_range is not None
+                             else loaded.values_range or (-1.0, 1.0))
+        layer = models.find_layer(self.model, args.layer) if args.layer else self.model.layers[-1]
+        self.layer = layer.name
+        self.num_units = models.layer_units(self.model, layer)
+        rank = len(layer.output.shape)
+        self.kind = "logit" if layer is self.model.layers[-1] and rank == 2 else ("channel" if rank == 4 else "neuron")
+        if rank not in (2, 4):
+            raise ValueError(f"expected a layer with (batch, units) or (batch, h, w, channels) outputs, received: "
+                             f"--layer={self.layer} with output shape {tuple(layer.output.shape)}")
+        self.units = results.parse_units(args.units or "all", self.num_units)
+        model_height, model_width = self.model.input_shape[1:3]
+        if args.image_size < max(model_height, model_width):
+            raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
+                             f"received: --image-size={args.image_size}")
+        self.folder = results.RunFolder(args.out)
+        self.mine = results.shard_units(self.units, *self.shard)
+        settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
+                    "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
+                    "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
+                    "weights": args.weights if loaded.values_range is not None else None}
+        self.manifest = self.folder.open(
+            {"model": loaded.source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,
+             "settings": settings}, self.mine)
+
+    def objective(self, units):
+        from xplique.features_visualizations import Objective
+
+        if self.kind == "channel":
+            return Objective.channel(self.model, self.layer, units)
+        return Objective.neuron(self.model, self.layer, units)
+
+    def run(self):
+        import maco_keras
+        from maco_keras import baselines, results
+
+        args = self.args
+        method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
+        results.remove_stale_temporaries(self.folder.folder)
+        finished = set(self.folder.finished(self.mine))
+        todo = [unit for unit in self.mine if unit not in finished]
+        shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else ""
+        print(f"{len(finished)} of {len(self.mine)} units{shard} already in {args.out}; {len(todo)} to go",
+              flush=True)
+        started, done_here = time.perf_counter(), 0
+        for start in range(0, len(todo), args.batch):
+            batch = todo[start:start + args.batch]
+            remaining = len(todo) - start
+            if done_here:
+                eta = (time.perf_counter() - started) / done_here * remaining
+                eta_text = f"ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}"
+            else:
+                eta_text = "ETA after the first batch"
+            print(f"units {len(finished) + done_here}/{len(self.mine)} done, {remaining} to go, {eta_text}; "
+                  f"now {self.kind} {batch[0]}" + (f"-{batch[-1]}" if len(batch) > 1 else ""), flush=True)
+            unit_started = time.perf_counter()
+            visualization = method(
+                self.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
+                values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
+                crop_chunk=args.crop_chunk, return_visualization=True)
+            seconds = (time.perf_counter() - unit_started) / len(batch)
+            for index, unit in enumerate(batch):
+                scores = visualization.scores[:, index]
+                sizes = results.save_unit(self.folder.folder, unit, visualization.images[index],
+                                          visualization.transparency[index], scores, self.values_range)
+                self.folder.record(unit, scores[-1], sizes, seconds=round(seconds, 2),
+                                   shard=f"{self.shard[0]}/{self.shard[1]}")
+            done_here += len(batch)
+        print(f"units {len(finished) + done_here}/{len(self.mine)} done{shard}: {args.out}", flush=True)
+        return 0
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import keras
-    import numpy as np
+    try:
+        if args.command == "visualize":
+            job = VisualizeJob(args)
+        else:
+            from . import atlas
 
-    import maco_keras
-    from maco_keras import plots
-
-    model = keras.models.load_model(args.model)
-    out = pathlib.Path(args.out)
-    jobs = [("logit", unit) for unit in args.units] + [("channel", channel) for channel in args.channels]
-    names = {job: plots.file_name(f"{job[0]}_{args.layer or 'output'}_{job[1]}" if job[0] == "channel"
-                                  else f"logit_{job[1]}") for job in jobs}
-    todo = [job for job in jobs if not (out / f"{names[job]}.npz").exists()]
-    print(f"{len(jobs) - len(todo)} of {len(jobs)} already in {out}; {len(todo)} to go", flush=True)
-    for kind in ("logit", "channel"):
-        pending = [job for job in todo if job[0] == kind]
-        for start in range(0, len(pending), args.batch):
-            batch = pending[start:start + args.batch]
-            ids = [job[1] for job in batch]
-            objective = (maco_keras.Objective.neuron(model, -1, ids) if kind == "logit"
-                         else maco_keras.Objective.channel(model, args.layer, ids))
-            images, transparency = maco_keras.maco(
-                objective, steps=args.steps, image_size=args.image_size, crops=args.crops,
-                values_range=tuple(args.values_range), seed=args.seed, verbose=not args.quiet)
-            batch_names = [names[job] for job in batch]
-            plots.save_images(out, images, batch_names, args.values_range)
-            for image, alpha, name in zip(images, transparency, batch_names):
-                np.savez_compressed(out / f"{name}.npz", image=image, transparency=alpha)
-            print(f"saved {', '.join(batch_names)}", flush=True)
-    return 0
+            job = atlas.AtlasJob(args.folder, labels=args.labels, examples=args.examples, top=args.top)
+    except (ValueError, TypeError, OSError) as error:
+        # Everything above only reads and checks the input: a failure there is bad input.
+        fail(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+    return job.run()
 
 
 if __name__ == "__main__":

@@ -198,7 +198,8 @@ def compile_objective(objective, units=None, input_shape=None):
         _model_input_shape(objective)
         num_outputs = objective.output_shape[-1]
         if num_outputs is not None and max(unit_list) >= num_outputs:
-            raise ValueError(f"`units` must be < {num_outputs}, the model's number of outputs; got {max(unit_list)}.")
+            raise ValueError(f"expected `units` in 0-{num_outputs - 1} (the model has {num_outputs} outputs), "
+                             f"received: units={units!r}")
         return _from_xplique(Objective.neuron(objective, -1, unit_list))
     if callable(objective):
         if input_shape is None or len(tuple(input_shape)) != 3:

@@ -9,24 +9,7 @@ import numpy as np
 from xplique.plots import plot_maco
 
 from . import validation
-
-
-def to_display(images, values_range=(-1.0, 1.0)):
-    """Maps images from `values_range` to [0, 1] RGB for display (grayscale is repeated)."""
-    low, high = validation.values_range(values_range)
-    images = np.clip((np.asarray(images, np.float32) - low) / (high - low), 0.0, 1.0)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    return images
-
-
-def transparency_alpha(transparency, percentile=80):
-    """Per-pixel alpha in [0, 1] from a transparency map (N, H, W, C), as `plot_maco` builds it:
-    channel mean, ceiled at its `percentile`, scaled by its maximum."""
-    alpha = np.mean(np.asarray(transparency, np.float32), axis=-1, keepdims=True)
-    ceiling = np.percentile(alpha.reshape(len(alpha), -1), percentile, axis=1).reshape(-1, 1, 1, 1)
-    alpha = np.minimum(alpha, ceiling)
-    return alpha / np.maximum(alpha.reshape(len(alpha), -1).max(1).reshape(-1, 1, 1, 1), 1e-12)
+from .results import png_bytes, to_display, transparency_alpha, write_atomic  # noqa: F401 (this module's API)
 
 
 def apply_transparency(images, transparency, values_range=(-1.0, 1.0), percentile=80):
@@ -84,6 +67,6 @@ def save_images(directory, images, names, values_range=(-1.0, 1.0)):
     paths = []
     for image, name in zip(to_display(images, values_range), names):
         path = directory / f"{file_name(name)}.png"
-        plt.imsave(path, image)
+        write_atomic(path, png_bytes(image))
         paths.append(path)
     return paths

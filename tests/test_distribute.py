@@ -67,8 +67,8 @@ TWO_DEVICES = textwrap.dedent("""
         "last_scores": visualization.scores[-4:].mean(0).tolist(),
         "one_device_last_scores": one_device.scores[-4:].mean(0).tolist(),
         "image_shape": list(visualization.images.shape),
-        "phase_is_mirrored": type(maco_keras.maco.__globals__["_IMAGES"]._entries[next(iter(
-            maco_keras.maco.__globals__["_IMAGES"]._entries))].phase.value).__name__,
+        "phase_is_mirrored": type(maco_keras.presets._IMAGES._entries[next(iter(
+            maco_keras.presets._IMAGES._entries))].phase.value).__name__,
     }}))
 """)
 

@@ -1,4 +1,4 @@
-"""`maco`: MACO feature visualization (Fel et al., NeurIPS 2023)."""
+"""`maco`: MACO feature visualization (Fel et al., NeurIPS 2023), a preset of the shared loop."""
 
 import numpy as np
 

@@ -1,0 +1,258 @@
+"""`maco-keras atlas`: a run folder as a static site, like the Lens site or OpenAI Microscope.
+
+The site opens from the file system (no server, nothing fetched from the network):
+- `index.html`: a thumbnail per unit with its number and name, a search box that
+  filters by name or number, and lazily loaded thumbnails, so 1,000 units open quickly;
+- `pages/unit_<u>.html`: the image, a toggle for the transparency overlay, the score per
+  step, the settings, and, with `--examples`, the natural images that most activate the
+  unit (Microscope's "dataset examples"), found in one batched pass over the folder.
+
+Names come from a labels file, else ImageNet's class names for 1000 logits. Every name
+is HTML-escaped (Jinja2 autoescaping): a label is shown as text, never run.
+"""
+
+import importlib.resources
+import io
+import json
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+from . import results
+
+THUMBNAIL = 160
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #fafafa; color: #222; }
+header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
+#search { font-size: 1rem; padding: .3rem .5rem; width: 18rem; }
+.grid { display: flex; flex-wrap: wrap; gap: .6rem; margin-top: 1rem; }
+.card { width: 160px; text-decoration: none; color: inherit; font-size: .8rem; }
+.card img { width: 160px; height: 160px; background: #ddd; display: block; }
+.card[hidden] { display: none; }
+.viewer { position: relative; width: min(512px, 95vw); }
+.viewer img { width: 100%; display: block; }
+.viewer .overlay { display: none; background: #808080; }
+.viewer.transparency .plain { display: none; }
+.viewer.transparency .overlay { display: block; }
+table { border-collapse: collapse; font-size: .85rem; }
+td, th { border-bottom: 1px solid #ddd; padding: .2rem .6rem; text-align: left; }
+.examples { display: flex; flex-wrap: wrap; gap: .5rem; }
+.examples figure { margin: 0; font-size: .75rem; width: 128px; }
+.examples img { width: 128px; height: 128px; object-fit: cover; }
+"""
+
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>{{ style }}</style></head>
+<body>
+<header><h1>{{ title }}</h1>
+<span>{{ units|length }} units of {{ layer }} ({{ kind }}s), {{ method }}, {{ steps }} steps{% if pending %};
+{{ pending }} not finished yet{% endif %}</span></header>
+<input id="search" type="search" placeholder="Filter by name or number" autofocus>
+<div class="grid" id="grid">
+{% for unit in units %}<a class="card" href="pages/unit_{{ unit.number }}.html" data-search="{{ unit.search }}">
+<img loading="lazy" src="thumbs/unit_{{ unit.number }}.jpg" alt="unit {{ unit.number }}" width="160" height="160">
+<span>{{ unit.number }}{% if unit.name %} · {{ unit.name }}{% endif %}</span></a>
+{% endfor %}</div>
+<script>
+const search = document.getElementById("search");
+search.addEventListener("input", () => {
+  const query = search.value.trim().toLowerCase();
+  for (const card of document.querySelectorAll(".card")) {
+    card.hidden = query !== "" && !card.dataset.search.includes(query);
+  }
+});
+</script>
+</body></html>
+"""
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ kind }} {{ unit.number }}{% if unit.name %}: {{ unit.name }}{% endif %}</title>
+<style>{{ style }}</style></head>
+<body>
+<p><a href="../index.html">&larr; all units</a>
+{% if previous is not none %}· <a href="unit_{{ previous }}.html">previous</a>{% endif %}
+{% if next is not none %}· <a href="unit_{{ next }}.html">next</a>{% endif %}</p>
+<h1 id="title">{{ kind }} {{ unit.number }}{% if unit.name %}: {{ unit.name }}{% endif %}</h1>
+<p><button id="toggle" type="button" aria-pressed="false">Show transparency</button>
+final score {{ unit.score }}</p>
+<div class="viewer" id="viewer">
+<img class="plain" src="../{{ unit.files.image }}" alt="visualization">
+<img class="overlay" src="../{{ unit.files.transparency }}" alt="visualization with transparency">
+</div>
+<h2>Score per step</h2>
+{{ curve|safe }}
+{% if examples %}<h2>Natural images that activate it most</h2>
+<div class="examples">{% for example in examples %}<figure><img src="../examples/{{ example.thumbnail }}" alt="{{ example.name }}">
+<figcaption>{{ example.name }} ({{ example.activation }})</figcaption></figure>{% endfor %}</div>{% endif %}
+<h2>Settings</h2>
+<table>{% for key, value in settings %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
+<script>
+const viewer = document.getElementById("viewer"), toggle = document.getElementById("toggle");
+toggle.addEventListener("click", () => {
+  const on = viewer.classList.toggle("transparency");
+  toggle.setAttribute("aria-pressed", String(on));
+  toggle.textContent = on ? "Show image" : "Show transparency";
+});
+</script>
+</body></html>
+"""
+
+
+def imagenet_labels():
+    """The 1000 ImageNet class names, shortest form ("goldfish"), in class order."""
+    text = importlib.resources.files("maco_keras").joinpath("data/imagenet_labels.txt").read_text()
+    return [line.split(",")[0].strip() for line in text.splitlines()]
+
+
+def read_labels(path, parameter="--labels"):
+    """One name per line (line i = unit i)."""
+    try:
+        return pathlib.Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"expected a readable UTF-8 text file, received: {parameter}={path} "
+                         f"({type(error).__name__})") from None
+
+
+def score_curve(scores, width=480, height=140):
+    """An inline SVG line of the scores per step (numbers only: nothing to escape)."""
+    scores = np.asarray(scores, np.float64)
+    if scores.size == 0 or not np.all(np.isfinite(scores)):
+        return "<p>no scores</p>"
+    low, high = float(scores.min()), float(scores.max())
+    span = high - low or 1.0
+    pad = 30
+    xs = pad + np.linspace(0, width - pad - 5, len(scores)) if len(scores) > 1 else np.array([pad])
+    ys = 5 + (height - 25) * (1 - (scores - low) / span)
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys))
+    return (f'<svg id="curve" width="{width}" height="{height}" role="img" aria-label="score per step">'
+            f'<polyline fill="none" stroke="#c0392b" stroke-width="1.5" points="{points}"/>'
+            f'<text x="0" y="12" font-size="10">{high:.3g}</text>'
+            f'<text x="0" y="{height - 20}" font-size="10">{low:.3g}</text>'
+            f'<text x="{pad}" y="{height - 4}" font-size="10">step 1</text>'
+            f'<text x="{width - 60}" y="{height - 4}" font-size="10">step {len(scores)}</text></svg>')
+
+
+def _jpeg(image01, size):
+    image = Image.fromarray((np.clip(image01, 0, 1) * 255).round().astype(np.uint8))
+    image.thumbnail((size, size), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def dataset_examples(model, layer, kind, folder, values_range, units, top, batch_size=32):
+    """The natural images of `folder` that most activate each unit, from one batched pass.
+
+    A channel's activation is its spatial mean; a logit's or neuron's is its value.
+
+    Returns:
+        (paths, {unit: [(image index, activation), ...]}) best first.
+    """
+    import keras
+
+    paths = sorted(path for path in pathlib.Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"expected a folder of images ({', '.join(IMAGE_SUFFIXES)}), received: --examples={folder}")
+    height, width = model.input_shape[1:3]
+    features = keras.Model(model.inputs[0], model.get_layer(layer).output)
+    low, high = values_range
+    activations = []
+    for start in range(0, len(paths), batch_size):
+        batch = np.stack([np.asarray(Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR),
+                                     np.float32) for path in paths[start:start + batch_size]])
+        output = np.asarray(features(low + (high - low) * batch / 255.0, training=False))
+        activations.append(output.mean(axis=(1, 2)) if kind == "channel" else output)
+    activations = np.concatenate(activations)[:, units]
+    order = np.argsort(-activations, axis=0, kind="stable")[:top]
+    return paths, {unit: [(int(i), float(activations[i, column])) for i in order[:, column]]
+                   for column, unit in enumerate(units)}
+
+
+class AtlasJob:
+    """A validated `atlas` command.
+
+    Args:
+        folder: a run folder (with `manifest.json`).
+        labels: optional labels file (line i names unit i).
+        examples: optional folder of natural images.
+        top: examples per unit.
+    """
+
+    def __init__(self, folder, labels=None, examples=None, top=6):
+        self.folder = pathlib.Path(folder)
+        if not (self.folder / results.MANIFEST).is_file():
+            raise ValueError(f"expected a run folder with {results.MANIFEST} (from maco-keras visualize), "
+                             f"received: FOLDER={folder}")
+        self.manifest = results.RunFolder(self.folder).read()
+        self.labels = read_labels(labels) if labels else None
+        if examples is not None and not pathlib.Path(examples).is_dir():
+            raise ValueError(f"expected a folder of images, received: --examples={examples}")
+        self.examples = examples
+        self.top = top
+
+    def names(self):
+        if self.labels is not None:
+            return self.labels
+        if self.manifest.get("kind") == "logit" and self.manifest.get("num_units") == 1000:
+            return imagenet_labels()
+        return []
+
+    def run(self):
+        from jinja2 import Environment
+
+        manifest = self.manifest
+        names = self.names()
+        done = sorted(int(unit) for unit, entry in manifest["units"].items() if entry.get("state") == "done")
+        pending = len(manifest["units"]) - len(done)
+        units = []
+        for number in done:
+            entry = manifest["units"][str(number)]
+            name = names[number] if number < len(names) else ""
+            score = entry.get("score")
+            units.append({"number": number, "name": name, "files": results.unit_files(number),
+                          "score": "n/a" if score is None else f"{score:.4g}",
+                          "search": f"{number} {name}".lower()})
+        environment = Environment(autoescape=True)
+        settings = manifest["settings"]
+        values_range = tuple(settings["values_range"])
+        kind = manifest.get("kind", "unit")
+        examples = {}
+        if self.examples is not None and done:
+            from . import models
+
+            weights = None if settings.get("weights") == "none" else "imagenet"
+            model = models.load(manifest["model"], weights=weights).model
+            paths, examples = dataset_examples(model, manifest["layer"], kind, self.examples, values_range, done,
+                                               self.top)
+            used = sorted({index for ranked in examples.values() for index, _ in ranked})
+            for index in used:
+                image = np.asarray(Image.open(paths[index]).convert("RGB"), np.float32) / 255.0
+                results.write_atomic(self.folder / "examples" / f"example_{index}.jpg", _jpeg(image, 128))
+            examples = {unit: [{"thumbnail": f"example_{index}.jpg", "name": paths[index].stem,
+                                "activation": f"{activation:.3g}"} for index, activation in ranked]
+                        for unit, ranked in examples.items()}
+        page = environment.from_string(_PAGE)
+        table = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value)
+                 for key, value in [("model", manifest["model"]), ("layer", manifest["layer"])]
+                 + sorted(settings.items()) + sorted(manifest.get("versions", {}).items())]
+        for position, unit in enumerate(units):
+            data = results.load_unit(self.folder, unit["number"])
+            results.write_atomic(self.folder / "thumbs" / f"unit_{unit['number']}.jpg",
+                                 _jpeg(results.to_display(data["image"][None], values_range)[0], THUMBNAIL))
+            text = page.render(
+                style=_STYLE, kind=kind, unit=unit, curve=score_curve(data["scores"]), settings=table,
+                examples=examples.get(unit["number"], []),
+                previous=units[position - 1]["number"] if position > 0 else None,
+                next=units[position + 1]["number"] if position + 1 < len(units) else None)
+            results.write_atomic(self.folder / "pages" / f"unit_{unit['number']}.html", text.encode())
+        title = f"{pathlib.Path(str(manifest['model'])).stem} · {manifest['layer']}"
+        index = environment.from_string(_INDEX).render(
+            title=title, style=_STYLE, units=units, layer=manifest["layer"], kind=kind,
+            method=settings.get("method"), steps=settings.get("steps"), pending=pending)
+        results.write_atomic(self.folder / "index.html", index.encode())
+        print(f"atlas of {len(units)} units: {self.folder / 'index.html'}", flush=True)
+        return 0

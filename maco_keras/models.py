@@ -1,0 +1,109 @@
+"""Which model to visualize: a saved Keras file, or a `keras.applications` architecture by name.
+
+A `keras.applications` model is built with its own input preprocessing in front
+(`<module>.preprocess_input`), so that every architecture takes RGB images in
+[0, 255] (`values_range=(0, 255)`) whatever its own convention (caffe, torch or tf
+style), and with its classifier's softmax removed: feature visualization maximizes logits.
+"""
+
+import dataclasses
+import difflib
+import pathlib
+import sys
+from typing import Tuple
+
+import keras
+
+SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model and what is known of its input.
+
+    Attributes:
+        model: the `keras.Model`.
+        values_range: its input range, or None when the file does not say (saved models).
+        source: how it was named (path or application name).
+    """
+
+    model: keras.Model
+    values_range: Tuple[float, float] = None
+    source: str = ""
+
+
+def application_names():
+    """The model constructors of `keras.applications` (e.g. "MobileNetV2", "ResNet50")."""
+    return sorted(name for name in dir(keras.applications)
+                  if name[:1].isupper() and callable(getattr(keras.applications, name)))
+
+
+def _build_application(name, weights, input_size=None):
+    constructor = getattr(keras.applications, name)
+    preprocess = getattr(sys.modules[constructor.__module__], "preprocess_input", None)
+    kwargs = {"weights": weights}
+    shape = (input_size, input_size, 3) if input_size else (224, 224, 3)
+    inputs = keras.Input(shape)
+    # The preprocessing becomes the model's first operations: inputs are RGB in [0, 255].
+    tensor = preprocess(inputs) if preprocess is not None else inputs
+    try:
+        return constructor(input_tensor=tensor, classifier_activation=None, **kwargs)
+    except TypeError:  # an architecture without a classifier_activation argument
+        return constructor(input_tensor=tensor, **kwargs)
+
+
+def load(spec, weights="imagenet", input_size=None):
+    """Loads a model from a `.keras`/`.h5` path or a `keras.applications` name.
+
+    Args:
+        spec: path of a saved Keras model, or a name from `application_names()`.
+        weights: for an application: "imagenet" (as Keras fetches them) or None (random).
+        input_size: for an application: its input side (default 224).
+
+    Returns:
+        A `LoadedModel`.
+
+    Raises:
+        ValueError: the file is missing or unreadable, or the name is not an application.
+    """
+    spec = str(spec)
+    path = pathlib.Path(spec)
+    if path.suffix.lower() in SAVED_SUFFIXES or path.exists():
+        if not path.is_file():
+            raise ValueError(f"expected a saved Keras model file, received: MODEL={spec} (no such file)")
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as error:  # Keras raises many kinds for a bad file
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ValueError(f"cannot read the model in {spec}: {first_line[:200]}") from None
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"expected a keras.Model in {spec}, received: {type(model).__name__}")
+        return LoadedModel(model, None, spec)
+    names = application_names()
+    if spec not in names:
+        close = difflib.get_close_matches(spec, names, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"expected a .keras/.h5 file or a keras.applications name (e.g. MobileNetV2), received: MODEL={spec}{hint}")
+    try:
+        model = _build_application(spec, weights, input_size)
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"cannot build {spec} with weights={weights}: {first_line[:200]}") from None
+    return LoadedModel(model, (0.0, 255.0), spec)
+
+
+def find_layer(model, name, parameter="--layer"):
+    """The layer called `name`; the error names the closest layer names."""
+    names = [layer.name for layer in model.layers]
+    if name in names:
+        return model.get_layer(name)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
+    hint = f"; closest: {', '.join(close)}" if close else f"; layers are e.g. {', '.join(names[-3:])}"
+    raise ValueError(f"expected a layer of the model, received: {parameter}={name}{hint}")
+
+
+def layer_units(model, layer):
+    """The number of units of a layer's output: its last axis (logits, or channels)."""
+    shape = layer.output.shape
+    return int(shape[-1])

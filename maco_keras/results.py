@@ -1,0 +1,318 @@
+"""Run folders: each unit's files and the `manifest.json` that describes the run.
+
+A run folder holds, per unit `u`, `units/unit_<u>.png` (the image),
+`units/unit_<u>_transparency.png` (the image with its transparency as alpha) and
+`units/unit_<u>.npz` (image, transparency, per-step scores), plus one `manifest.json`
+(model, layer, method, settings, seed, versions, and each unit's state and final score).
+
+Every file is written whole or not at all (written to a temporary file in the same
+folder, then renamed), so a run killed at any moment leaves no half-written file. The
+manifest is updated under a file lock, so several processes (`--shard I/N`) can share a
+folder. A unit counts as finished only when its three files are there and intact; a
+rerun skips finished units without touching their files and redoes the others.
+"""
+
+import contextlib
+import datetime
+import fcntl
+import io
+import json
+import os
+import pathlib
+import platform
+import socket
+import zipfile
+
+import matplotlib.image
+import numpy as np
+
+from . import validation
+
+MANIFEST = "manifest.json"
+UNITS = "units"
+FORMAT = 1
+# The settings that change a unit's result: a folder's units must all share them.
+RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale")
+
+
+def to_display(images, values_range=(-1.0, 1.0)):
+    """Maps images from `values_range` to [0, 1] RGB for display (grayscale is repeated)."""
+    low, high = validation.values_range(values_range)
+    images = np.clip((np.asarray(images, np.float32) - low) / (high - low), 0.0, 1.0)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images
+
+
+def transparency_alpha(transparency, percentile=80):
+    """Per-pixel alpha in [0, 1] from a transparency map (N, H, W, C), as `plot_maco` builds it:
+    channel mean, ceiled at its `percentile`, scaled by its maximum."""
+    alpha = np.mean(np.asarray(transparency, np.float32), axis=-1, keepdims=True)
+    ceiling = np.percentile(alpha.reshape(len(alpha), -1), percentile, axis=1).reshape(-1, 1, 1, 1)
+    alpha = np.minimum(alpha, ceiling)
+    return alpha / np.maximum(alpha.reshape(len(alpha), -1).max(1).reshape(-1, 1, 1, 1), 1e-12)
+
+
+class RunFolderError(ValueError):
+    """The folder holds another run, or a manifest that cannot be read."""
+
+
+def write_atomic(path, data):
+    """Writes `data` (bytes) to `path` whole: a temporary file in the same folder, then a rename."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def remove_stale_temporaries(folder):
+    """Deletes the temporary files that killed processes of this host left in a run folder."""
+    host = socket.gethostname()
+    for path in pathlib.Path(folder).rglob(".*.tmp"):
+        parts = path.name.rsplit(".", 3)  # .<name>.<host>.<pid>.tmp
+        if len(parts) != 4 or parts[1] != host or not parts[2].isdigit():
+            continue
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
+def png_bytes(image01):
+    """PNG bytes of an (H, W, 3) or (H, W, 4) float image in [0, 1]."""
+    buffer = io.BytesIO()
+    matplotlib.image.imsave(buffer, np.clip(image01, 0.0, 1.0), format="png")
+    return buffer.getvalue()
+
+
+def npz_bytes(**arrays):
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def unit_files(unit):
+    """The three files of a unit, relative to the run folder."""
+    stem = f"{UNITS}/unit_{unit}"
+    return {"image": f"{stem}.png", "transparency": f"{stem}_transparency.png", "data": f"{stem}.npz"}
+
+
+def _intact(path):
+    """Cheap structural check: a PNG ends with its IEND chunk, an .npz has its zip directory."""
+    try:
+        if path.suffix == ".png":
+            with open(path, "rb") as handle:
+                head = handle.read(8)
+                handle.seek(-12, os.SEEK_END)
+                tail = handle.read(12)
+            return head == b"\x89PNG\r\n\x1a\n" and tail[4:8] == b"IEND"
+        with zipfile.ZipFile(path) as archive:
+            return {"image.npy", "transparency.npy", "scores.npy"} <= set(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def unit_is_finished(folder, unit, entry=None):
+    """Whether a unit's three files are there and intact (and, if recorded, of the recorded sizes)."""
+    folder = pathlib.Path(folder)
+    sizes = (entry or {}).get("sizes", {})
+    for kind, relative in unit_files(unit).items():
+        path = folder / relative
+        if not path.is_file() or not _intact(path):
+            return False
+        if kind in sizes and path.stat().st_size != sizes[kind]:
+            return False
+    return True
+
+
+def save_unit(folder, unit, image, transparency, scores, values_range):
+    """Writes a unit's image PNG, transparency PNG and .npz, each atomically; returns their sizes."""
+    folder = pathlib.Path(folder)
+    display = to_display(image[None], values_range)[0]
+    alpha = transparency_alpha(transparency[None])[0]
+    contents = {
+        "image": png_bytes(display),
+        "transparency": png_bytes(np.concatenate([display, alpha], axis=-1)),
+        "data": npz_bytes(image=image, transparency=transparency, scores=np.asarray(scores, np.float32)),
+    }
+    sizes = {}
+    for kind, relative in unit_files(unit).items():
+        write_atomic(folder / relative, contents[kind])
+        sizes[kind] = len(contents[kind])
+    return sizes
+
+
+def versions():
+    import keras
+    import tensorflow as tf
+    import xplique
+
+    from . import __version__
+
+    return {"maco_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "xplique": getattr(xplique, "__version__", "unknown"), "python": platform.python_version()}
+
+
+class RunFolder:
+    """A run folder and its manifest, safe to share between processes on one file system.
+
+    Args:
+        folder: the run folder (created if needed).
+    """
+
+    def __init__(self, folder):
+        self.folder = pathlib.Path(folder)
+        self.path = self.folder / MANIFEST
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Holds the folder's lock; yields the manifest (a dict, or None), saved on exit if changed."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".manifest.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                manifest = self.read()
+                before = json.dumps(manifest, sort_keys=True)
+                holder = {"manifest": manifest}
+                yield holder
+                if holder["manifest"] is not None and json.dumps(holder["manifest"], sort_keys=True) != before:
+                    write_atomic(self.path, json.dumps(holder["manifest"], indent=1, sort_keys=True).encode())
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read(self):
+        """The manifest as a dict, or None when the folder has none."""
+        if not self.path.exists():
+            return None
+        try:
+            manifest = json.loads(self.path.read_text())
+        except (OSError, ValueError) as error:
+            raise RunFolderError(f"cannot read {self.path}: {error}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise RunFolderError(f"{self.path} is not a maco-keras manifest (format {FORMAT})")
+        return manifest
+
+    def open(self, description, units):
+        """Creates the manifest, or checks that the existing one describes the same run; adds `units`.
+
+        Args:
+            description: dict with "model", "layer", "kind", "num_units", "settings" (see
+                `RESULT_SETTINGS`) and anything else worth recording.
+            units: the unit numbers this process will work on.
+
+        Returns:
+            The manifest.
+        """
+        with self.locked() as holder:
+            manifest = holder["manifest"]
+            if manifest is None:
+                manifest = {"format": FORMAT, **description, "versions": versions(), "units": {},
+                            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            else:
+                for key in ("model", "layer"):
+                    if manifest.get(key) != description[key]:
+                        raise RunFolderError(
+                            f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description[key]!r}: "
+                            "use another --out")
+                for key in RESULT_SETTINGS:
+                    ours, theirs = description["settings"].get(key), manifest["settings"].get(key)
+                    if ours != theirs:
+                        raise RunFolderError(
+                            f"{self.folder} holds a run with {key}={theirs!r}, this one has {key}={ours!r}: "
+                            "use the same settings to resume, or another --out")
+            for unit in units:
+                manifest["units"].setdefault(str(unit), {"state": "pending"})
+            holder["manifest"] = manifest
+        return manifest
+
+    def finished(self, units):
+        """The units among `units` whose files are there and intact. Adopts finished units
+        that a killed process wrote but did not record, without rewriting their files."""
+        with self.locked() as holder:
+            manifest = holder["manifest"]
+            done = []
+            for unit in units:
+                entry = manifest["units"].get(str(unit), {})
+                if entry.get("state") == "done" and unit_is_finished(self.folder, unit, entry):
+                    done.append(unit)
+                elif unit_is_finished(self.folder, unit) and self._recover(unit, entry):
+                    done.append(unit)
+                elif entry.get("state") == "done":
+                    entry.update(state="pending")  # its files went missing: redo it
+        return done
+
+    def _recover(self, unit, entry):
+        try:
+            with np.load(self.folder / unit_files(unit)["data"]) as data:
+                scores = data["scores"]
+                data["image"], data["transparency"]  # noqa: B018 - decompress: fails if damaged
+        except Exception:  # a damaged archive raises many kinds of errors
+            return False
+        sizes = {kind: (self.folder / relative).stat().st_size for kind, relative in unit_files(unit).items()}
+        entry.update(state="done", score=float(scores[-1]) if len(scores) else None, sizes=sizes,
+                     files=unit_files(unit), recovered=True)
+        return True
+
+    def record(self, unit, score, sizes, **extra):
+        """Marks a unit done (after its files are written)."""
+        with self.locked() as holder:
+            holder["manifest"]["units"][str(unit)] = {
+                "state": "done", "score": float(score), "sizes": sizes, "files": unit_files(unit), **extra}
+
+
+def parse_units(spec, count, parameter="--units"):
+    """Unit numbers from a spec: "all", or comma-separated numbers and ranges ("1,5,10-19").
+
+    Args:
+        spec: a string, or a list of strings (joined with commas).
+        count: the number of units there are (valid numbers: 0 .. count - 1).
+        parameter: the name used in error messages.
+
+    Returns:
+        Sorted list of distinct ints.
+    """
+    if not isinstance(spec, str):
+        spec = ",".join(str(part) for part in spec)
+    text = spec.replace(" ", "")
+    if text == "all":
+        return list(range(count))
+    units = set()
+    for part in filter(None, text.split(",")):
+        bounds = part.split("-")
+        if len(bounds) > 2 or not all(bound.isdigit() for bound in bounds):
+            raise ValueError(
+                f"expected numbers and ranges such as 1,5,10-19, or all; received: {parameter}={spec}")
+        low, high = int(bounds[0]), int(bounds[-1])
+        if low > high:
+            raise ValueError(f"expected ranges low-high with low <= high, received: {parameter}={spec}")
+        if high >= count:
+            raise ValueError(f"expected units in 0-{count - 1} (the layer has {count}), received: {parameter}={spec}")
+        units.update(range(low, high + 1))
+    if not units:
+        raise ValueError(f"expected at least one unit, received: {parameter}={spec!r}")
+    return sorted(units)
+
+
+def parse_shard(text, parameter="--shard"):
+    """(index, count) from "I/N", 0 <= I < N."""
+    parts = str(text).split("/")
+    if len(parts) != 2 or not all(part.isdigit() for part in parts) or not 0 <= int(parts[0]) < int(parts[1]):
+        raise ValueError(f"expected I/N with 0 <= I < N (e.g. 0/4), received: {parameter}={text}")
+    return int(parts[0]), int(parts[1])
+
+
+def shard_units(units, index, count):
+    """The units of shard `index` of `count`: every count-th unit, so shards get equal shares."""
+    return units[index::count]
+
+
+def load_unit(folder, unit):
+    """A finished unit's arrays: dict with image, transparency, scores."""
+    with np.load(pathlib.Path(folder) / unit_files(unit)["data"]) as data:
+        return {key: data[key] for key in data.files}

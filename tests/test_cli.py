@@ -1,0 +1,268 @@
+"""`maco-keras visualize` and `maco-keras atlas`: run folders, resuming, shards, errors, the site."""
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from maco_keras import cli, results
+
+SMALL = ["--steps", "3", "--image-size", "40", "--crops", "2", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, tiny_model):
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, saved_model):
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "0-3,7", "--batch", "2", *SMALL]) == 0
+    return out
+
+
+def _command(*args):
+    return [sys.executable, "-m", "maco_keras", *map(str, args)]
+
+
+def _environment():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+
+
+def _unit_snapshot(folder, units):
+    return {relative: ((folder / relative).stat().st_mtime_ns, (folder / relative).read_bytes())
+            for unit in units for relative in results.unit_files(unit).values()}
+
+
+def _assert_complete(folder, units):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sorted(int(unit) for unit, entry in manifest["units"].items() if entry["state"] == "done") == units
+    expected = sorted(name.split("/")[1] for unit in units for name in results.unit_files(unit).values())
+    assert sorted(path.name for path in (folder / "units").iterdir()) == expected  # each exactly once, nothing else
+    for unit in units:
+        data = results.load_unit(folder, unit)
+        assert data["image"].shape == (40, 40, 3) and data["scores"].shape == (manifest["settings"]["steps"],)
+        with Image.open(folder / results.unit_files(unit)["transparency"]) as image:
+            assert image.size == (40, 40) and image.mode == "RGBA"
+    return manifest
+
+
+def test_visualize_writes_units_and_manifest(tiny_run, saved_model):
+    manifest = _assert_complete(tiny_run, [0, 1, 2, 3, 7])
+    assert manifest["model"] == str(saved_model) and manifest["layer"] == "logits" and manifest["kind"] == "logit"
+    assert manifest["num_units"] == 10 and manifest["settings"]["steps"] == 3 and manifest["settings"]["seed"] == 0
+    assert {"maco_keras", "tensorflow", "keras", "xplique"} <= set(manifest["versions"])
+    assert all(np.isfinite(entry["score"]) for entry in manifest["units"].values())
+
+
+def test_rerun_skips_finished_units_and_redoes_broken_ones(tiny_run, saved_model, tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    kept = _unit_snapshot(folder, [0, 2, 3, 7])
+    (folder / results.unit_files(1)["data"]).write_bytes(b"truncated")  # unreadable: redo unit 1
+    argv = ["visualize", str(saved_model), "--out", str(folder), "--units", "0-3,7", "--batch", "2", *SMALL]
+    assert cli.main(argv) == 0
+    assert "4 of 5 units already in" in capsys.readouterr().out
+    assert _unit_snapshot(folder, [0, 2, 3, 7]) == kept
+    _assert_complete(folder, [0, 1, 2, 3, 7])
+
+
+def test_sigkill_then_rerun_keeps_the_first_batch_untouched(saved_model, tmp_path):
+    folder = tmp_path / "run"
+    args = ["visualize", saved_model, "--out", folder, "--units", "0-7", "--batch", "2", "--steps", "40",
+            "--image-size", "40", "--crops", "2", "--quiet"]
+    process = subprocess.Popen(_command(*args), env=_environment(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    first_batch = [folder / relative for unit in (0, 1) for relative in results.unit_files(unit).values()]
+    deadline = time.monotonic() + 120
+    while not all(path.exists() for path in first_batch):
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the first batch never appeared"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    assert process.returncode == -signal.SIGKILL  # killed mid-run, not finished
+    unfinished = [unit for unit in range(8) if not results.unit_is_finished(folder, unit)]
+    assert unfinished, "the run finished before the kill: the test proved nothing"
+    kept = _unit_snapshot(folder, [0, 1])
+    rerun = subprocess.run(_command(*args), env=_environment(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "2 of 8 units already in" in rerun.stdout or "3 of 8" in rerun.stdout
+    assert _unit_snapshot(folder, [0, 1]) == kept
+    _assert_complete(folder, list(range(8)))
+    assert not list(folder.rglob("*.tmp"))
+
+
+def test_two_shards_share_one_folder(saved_model, tmp_path):
+    folder = tmp_path / "run"
+    processes = [subprocess.Popen(_command("visualize", saved_model, "--out", folder, "--units", "all", "--batch", "2",
+                                           "--shard", f"{index}/2", *SMALL), env=_environment(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-2000:]
+    manifest = _assert_complete(folder, list(range(10)))
+    assert {unit: entry["shard"] for unit, entry in manifest["units"].items()} == {
+        str(unit): f"{unit % 2}/2" for unit in range(10)}
+
+
+def test_keras_applications_name_and_a_channel_layer(tmp_path):
+    # Offline: random weights. The model takes [0, 255] RGB with its own preprocessing in front.
+    out = tmp_path / "run"
+    assert cli.main(["visualize", "MobileNetV2", "--weights", "none", "--layer", "block_1_expand_relu",
+                     "--units", "3", "--out", str(out), "--steps", "1", "--image-size", "224", "--crops", "1",
+                     "--quiet"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "channel" and manifest["num_units"] == 96
+    assert manifest["settings"]["values_range"] == [0.0, 255.0]
+    assert results.load_unit(out, 3)["image"].max() > 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["visualize", "{tmp}/missing.keras"], "no such file"),
+    (["visualize", "MobileNetv2"], "did you mean MobileNetV2"),
+    (["visualize", "{model}", "--units", "5000"], "expected units in 0-9"),
+    (["visualize", "{model}", "--units", "3-1"], "low <= high"),
+    (["visualize", "{model}", "--units", "one"], "--units=one"),
+    (["visualize", "{model}", "--layer", "conv3"], "closest: conv2, conv1"),
+    (["visualize", "{model}", "--steps", "0"], "--steps"),
+    (["visualize", "{model}", "--crops", "x"], "--crops"),
+    (["visualize", "{model}", "--crops", "4", "--crop-chunk", "3"], "crop_chunk"),
+    (["visualize", "{model}", "--image-size", "16"], "--image-size"),
+    (["visualize", "{model}", "--values-range", "1", "-1"], "values-range"),
+    (["visualize", "{model}", "--shard", "2/2"], "--shard"),
+    (["visualize", "{model}", "--method", "deepdream"], "--method"),
+    (["visualize", "{model}", "--out", "{run}", "--units", "0-3,7", "--steps", "5"], "steps=3"),
+    (["visualize", "{tmp}/garbage.keras"], "cannot read the model"),
+    (["atlas", "{tmp}/nowhere"], "manifest.json"),
+    (["atlas", "{run}", "--labels", "{tmp}/missing.txt"], "--labels"),
+    (["atlas", "{run}", "--examples", "{tmp}/missing"], "--examples"),
+    ([], "expected a command"),
+])
+def test_bad_input_is_one_error_line_and_exit_2(argv, message, saved_model, tiny_run, tmp_path, capsys):
+    (tmp_path / "garbage.keras").write_bytes(b"not a zip")
+    argv = [part.format(tmp=tmp_path, model=saved_model, run=tiny_run) for part in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1 and stderr[0].startswith("maco-keras: error: ") and message in stderr[0], stderr
+
+
+def test_the_installed_command_prints_one_line(tmp_path):
+    result = subprocess.run(_command("visualize", tmp_path / "missing.keras"), env=_environment(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"maco-keras: error: expected a saved Keras model file, received: MODEL={tmp_path / 'missing.keras'} "
+        "(no such file)"]
+
+
+def test_maco_rejects_a_unit_out_of_range(tiny_model):
+    import maco_keras
+
+    with pytest.raises(ValueError, match=r"`units`.*0-9"):
+        maco_keras.maco(tiny_model, units=[5000], verbose=False)
+
+
+def test_parse_units():
+    assert results.parse_units("1,5,7-9", 10) == [1, 5, 7, 8, 9]
+    assert results.parse_units(["1", "3"], 10) == [1, 3]
+    assert results.parse_units("all", 4) == [0, 1, 2, 3]
+    assert results.shard_units(list(range(7)), 1, 3) == [1, 4]
+
+
+def _chromium_driver(tmp_path):
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and chromedriver):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium "
+                    "chromium-driver); CI installs them")
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium must not fetch a browser or a driver
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1200,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+@pytest.mark.browser
+def test_atlas_in_headless_chromium(tiny_run, tmp_path):
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    labels = ["zero", "<img src=x onerror=alert(1)>", "two", "three", "four", "five", "six", "seven"]
+    (tmp_path / "labels.txt").write_text("\n".join(labels))
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    for index in range(4):
+        Image.fromarray(np.full((50, 60, 3), 60 * index, np.uint8)).save(examples / f"photo_{index}.png")
+    assert cli.main(["atlas", str(folder), "--labels", str(tmp_path / "labels.txt"), "--examples",
+                     str(examples), "--top", "2"]) == 0
+
+    driver = _chromium_driver(tmp_path)
+    try:
+        driver.get((folder / "index.html").as_uri())
+        cards = driver.find_elements(By.CSS_SELECTOR, ".card")
+        assert len(cards) == 5
+        # Every thumbnail loads (lazy images are loaded once scrolled into view).
+        for card in cards:
+            driver.execute_script("arguments[0].scrollIntoView()", card)
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('.card img')].every(i => i.complete && i.naturalWidth > 0)"))
+        # The label is text: shown literally, no alert, no injected element.
+        assert "<img src=x onerror=alert(1)>" in driver.find_element(By.CSS_SELECTOR, "a[href$='unit_1.html']").text
+        assert not driver.find_elements(By.CSS_SELECTOR, "img[src='x']")
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text
+        # The search hides what does not match, by name or number.
+        search = driver.find_element(By.ID, "search")
+        search.send_keys("thr")
+        assert [card.get_attribute("href").rsplit("/", 1)[1] for card in cards if card.is_displayed()] == [
+            "unit_3.html"]
+        search.clear()
+        search.send_keys("7")
+        assert [card.is_displayed() for card in cards] == [False, False, False, False, True]
+        search.clear()
+        search.send_keys("x")  # matches unit 1's label only
+        assert [card.is_displayed() for card in cards] == [False, True, False, False, False]
+        # A unit page opens; the transparency toggle changes what is shown.
+        cards[1].click()
+        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("pages/unit_1.html"))
+        assert driver.find_element(By.ID, "title").text == "logit 1: <img src=x onerror=alert(1)>"
+        plain = driver.find_element(By.CSS_SELECTOR, ".viewer .plain")
+        overlay = driver.find_element(By.CSS_SELECTOR, ".viewer .overlay")
+        assert plain.is_displayed() and not overlay.is_displayed()
+        driver.find_element(By.ID, "toggle").click()
+        assert overlay.is_displayed() and not plain.is_displayed()
+        WebDriverWait(driver, 10).until(lambda d: d.execute_script(
+            "return [...document.images].every(i => i.complete && (i.naturalWidth > 0 || !i.offsetParent))"))
+        assert driver.execute_script("return document.querySelector('.overlay').naturalWidth") == 40
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".examples img")) == 2
+        assert driver.find_element(By.ID, "curve").get_attribute("aria-label") == "score per step"
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text
+    finally:
+        driver.quit()
