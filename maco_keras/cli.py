@@ -162,7 +162,8 @@ class VisualizeJob:
                     "weights": args.weights if loaded.values_range is not None else None}
         self.manifest = self.folder.open(
             {"model": loaded.source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,
-             "settings": settings}, self.mine)
+             "settings": settings, "score": f"the {self.kind}'s own value (a channel: its spatial mean), "
+             "averaged over the step's crops; per step in each unit's .npz, the last step's here"}, self.mine)
 
     def objective(self, units):
         from xplique.features_visualizations import Objective
@@ -201,7 +202,9 @@ class VisualizeJob:
                 crop_chunk=args.crop_chunk, return_visualization=True)
             seconds = (time.perf_counter() - unit_started) / len(batch)
             for index, unit in enumerate(batch):
-                scores = visualization.scores[:, index]
+                # Xplique's neuron and channel objectives average over the whole layer output, i.e.
+                # the unit's value (a logit, a channel's spatial mean) over the number of units.
+                scores = visualization.scores[:, index] * self.num_units
                 sizes = results.save_unit(self.folder.folder, unit, visualization.images[index],
                                           visualization.transparency[index], scores, self.values_range)
                 self.folder.record(unit, scores[-1], sizes, seconds=round(seconds, 2),

@@ -67,6 +67,21 @@ def test_visualize_writes_units_and_manifest(tiny_run, saved_model):
     assert all(np.isfinite(entry["score"]) for entry in manifest["units"].values())
 
 
+def test_scores_are_in_the_units_own_values(tiny_run, tiny_model):
+    # The first batch (units 0 and 1) again through the API: the run folder holds each logit's
+    # own value per step, not Xplique's mean over the 10 outputs.
+    import maco_keras
+
+    visualization = maco_keras.maco(tiny_model, units=[0, 1], steps=3, image_size=40, crops=2, seed=0,
+                                    verbose=False, return_visualization=True)
+    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    for index, unit in enumerate((0, 1)):
+        saved = results.load_unit(tiny_run, unit)
+        np.testing.assert_allclose(saved["scores"], 10 * visualization.scores[:, index], rtol=1e-5)
+        np.testing.assert_array_equal(saved["image"], visualization.images[index])
+        assert manifest["units"][str(unit)]["score"] == pytest.approx(float(saved["scores"][-1]))
+
+
 def test_rerun_skips_finished_units_and_redoes_broken_ones(tiny_run, saved_model, tmp_path, capsys):
     folder = tmp_path / "run"
     shutil.copytree(tiny_run, folder)
