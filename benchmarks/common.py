@@ -37,3 +37,29 @@ def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def floor_steps(model, batch, steps):
+    """A function that runs `steps` forward + backward passes of `model` on `batch`
+    model-sized inputs, back to back like the optimization's steps: the floor that the
+    loop is compared with. Its first call also traces."""
+    import tensorflow as tf
+
+    height, width, channels = model.input_shape[1:]
+
+    @tf.function
+    def forward_backward(inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            score = tf.reduce_sum(model(inputs)[:, 1])
+        return tape.gradient(score, inputs)
+
+    inputs = tf.random.uniform((batch, height, width, channels), -1, 1)
+
+    def run():
+        for _ in range(steps):
+            result = forward_backward(inputs)
+        result.numpy()
+
+    return run
+

@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import maco_keras  # noqa: E402
-from common import markdown_table, shared_dir  # noqa: E402
+from common import floor_steps, markdown_table, shared_dir  # noqa: E402
 
 UNITS = [1, 309, 417, 980, 21, 95, 207, 555]  # fixed, spread-out ImageNet classes
 
@@ -39,26 +39,6 @@ def seconds(function):
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
-
-
-def floor_runner(model, batch, steps):
-    height, width, channels = model.input_shape[1:]
-
-    @tf.function
-    def forward_backward(inputs):
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            score = tf.reduce_sum(model(inputs)[:, 1])
-        return tape.gradient(score, inputs)
-
-    inputs = tf.random.uniform((batch, height, width, channels), -1, 1)
-
-    def run():
-        for _ in range(steps):
-            result = forward_backward(inputs)
-        result.numpy()
-
-    return run
 
 
 def bfloat16_copy(model):
@@ -112,7 +92,7 @@ def main():
         rows.append([name, f"{cold:.3f}", f"{warm:.3f}", f"{warm / floor:.2f}"])
         print(f"{name}: first {cold:.3f} s/image, steady {warm:.3f} s/image", flush=True)
 
-    measure("floor: model fwd+bwd", floor_runner(model, args.crops * len(units), args.steps))
+    measure("floor: model fwd+bwd", floor_steps(model, args.crops * len(units), args.steps))
     measure("maco_keras", lambda: maco_keras.maco(model, **settings))
     measure("maco_keras, jit_compile=True", lambda: maco_keras.maco(model, jit_compile=True, **settings))
     half = bfloat16_copy(model)

@@ -124,15 +124,21 @@ def main():
         print(table(["crop_chunk", "crops per forward pass", "peak RSS (GB)", "seconds"], rows), flush=True)
 
     if "rate" not in args.skip:
-        result = run({"units": 8, "batch_size": 8, "image_size": 512, "crops": 32, "steps": 1, "trace_steps": 1,
-                      "timed_steps": args.rate_steps})
-        print(result, flush=True)
-        if "timed_s" in result:
+        rows = []
+        for chunk in (None, 4):
+            result = run({"units": 8, "batch_size": 8, "image_size": 512, "crops": 32, "steps": 1, "trace_steps": 1,
+                          "timed_steps": args.rate_steps, "crop_chunk": chunk})
+            print(chunk, result, flush=True)
+            if "timed_s" not in result:
+                rows.append([chunk or "all (32)", "failed", "", "", ""])
+                continue
             per_step = result["timed_s"] / args.rate_steps
             per_unit = per_step * 256 / 8
-            print(f"\nDefault settings (256 steps, 32 crops, 512 px, batch 8): {per_step:.2f} s per step for 8 units "
-                  f"(timed over {args.rate_steps} steps after the trace) -> {per_unit:.0f} s per unit, "
-                  f"{3600 / per_unit:.1f} units per hour; peak RSS {result['peak_gb']:.2f} GB")
+            rows.append([chunk or "all (32)", f"{per_step:.2f}", f"{per_unit:.0f}", f"{3600 / per_unit:.1f}",
+                         f"{result['peak_gb']:.2f}"])
+        print(f"\nUnits per hour at the default settings (256 steps, 32 crops, 512 px, batch 8), from {args.rate_steps} "
+              "timed steps after the trace, extrapolated to 256 steps:\n")
+        print(table(["crop_chunk", "s per step (8 units)", "s per unit", "units per hour", "peak RSS (GB)"], rows))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from xplique.features_visualizations import Objective  # noqa: E402
 from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
 
 import maco_keras  # noqa: E402
-from common import Timer, markdown_table, shared_dir  # noqa: E402
+from common import Timer, floor_steps, markdown_table, shared_dir  # noqa: E402
 
 # Fixed, spread-out ImageNet classes (no tuning involved).
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980, 555, 812, 948, 130, 340, 543, 701, 864]
@@ -37,22 +37,13 @@ UNITS = [1, 21, 31, 95, 207, 309, 417, 980, 555, 812, 948, 130, 340, 543, 701, 8
 def make_floor(model, batch, steps):
     """Returns a function timing `steps` forward + backward passes on `batch` model-sized
     inputs, run back to back like the optimization's steps: (wall, CPU) seconds."""
-    height, width, channels = model.input_shape[1:]
-
-    @tf.function
-    def forward_backward(inputs):
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            score = tf.reduce_sum(model(inputs)[:, 1])
-        return tape.gradient(score, inputs)
-
-    inputs = tf.random.uniform((batch, height, width, channels), -1, 1)
-    forward_backward(inputs).numpy()  # trace and warm up
+    run = floor_steps(model, batch, 1)
+    run()  # trace and warm up
 
     def measure():
         with Timer() as timer:
             for _ in range(steps):
-                forward_backward(inputs).numpy()
+                run()
         return timer.seconds, timer.cpu_seconds
 
     return measure

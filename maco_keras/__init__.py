@@ -30,7 +30,7 @@ _EXPORTS = {
 }
 _SUBMODULES = (
     "applications", "atlas", "augmentation", "baselines", "cli", "color", "metrics", "models", "objective",
-    "optimization", "parameterization", "plots", "presets", "results", "spectrum", "validation", "visualize",
+    "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "validation", "visualize",
     "xplique_compat",
 )
 

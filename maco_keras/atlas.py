@@ -40,7 +40,7 @@ header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
 table { border-collapse: collapse; font-size: .85rem; }
 td, th { border-bottom: 1px solid #ddd; padding: .2rem .6rem; text-align: left; }
 .examples { display: flex; flex-wrap: wrap; gap: .5rem; }
-.examples figure { margin: 0; font-size: .75rem; width: 128px; }
+.examples figure { margin: 0; font-size: .75rem; width: 128px; overflow-wrap: anywhere; }
 .examples img { width: 128px; height: 128px; object-fit: cover; }
 """
 

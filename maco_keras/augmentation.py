@@ -20,10 +20,7 @@ from typing import Tuple, Union
 
 import tensorflow as tf
 
-# One counter-based generator everywhere, rather than TF's per-device "auto_select".
-# XLA implements the stateless ops its own way (measured: other draws for the same seed),
-# so a seed fixes the images per device and compile mode, not across them.
-RNG = "philox"
+from .seeding import RNG
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,13 +14,14 @@ import json
 import logging
 import math
 import weakref
-from typing import List, Optional
+from typing import List
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import augmentation as augmentation_lib
+from . import seeding
 from . import validation
 
 
@@ -215,7 +216,7 @@ class OptimizationLoop:
         with tf.GradientTape() as tape:
             images = self.parameterization()
         noisy, boxes, noise_seed = augmentation_lib.draw(
-            tf.stack([seed, step]), images, self.num_crops, self.augmentation, scale, uniform, gaussian)
+            seeding.step_seed(seed, step), images, self.num_crops, self.augmentation, scale, uniform, gaussian)
         first = tf.cast(replica.replica_id_in_sync_group, tf.int32) * self.crops_per_replica
         # Each chunk's scores are its crops' mean times its share of all K crops, so the sum over
         # chunks and replicas is the mean over the step's K crops, as in a single-device step.
@@ -239,8 +240,10 @@ class OptimizationLoop:
         if self.num_chunks == 1:
             _, image_gradient, scores = chunk(*state)
         else:
-            # A while loop keeps one chunk's activations alive at a time and fixes the order of the sums.
-            _, image_gradient, scores = tf.while_loop(lambda index, *_: index < self.num_chunks, chunk, state)
+            # One iteration at a time (TF would otherwise overlap up to 10): one chunk's activations
+            # are alive at once, and the sums are taken in a fixed order.
+            _, image_gradient, scores = tf.while_loop(lambda index, *_: index < self.num_chunks, chunk, state,
+                                                      parallel_iterations=1)
         # Linear in the image gradient: the replicas' phase gradients add up to the full one.
         gradients = tape.gradient(images, self.variables, output_gradients=image_gradient)
         non_finite = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in gradients])

@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import color
-from .augmentation import RNG
+from . import seeding
+from .seeding import RNG
 from . import spectrum
 from . import validation
 
@@ -45,8 +46,8 @@ class ImageParameterization(keras.layers.Layer):
 
     @staticmethod
     def initial_seed(seed):
-        """The stateless seed of the initial weights: (seed, -1), apart from the steps' (seed, step >= 0)."""
-        return tf.stack([tf.cast(seed, tf.int32), -1])
+        """The stateless seed of the initial weights (see `seeding.initial_seed`)."""
+        return seeding.initial_seed(seed)
 
     def to_values_range(self, images01):
         """Rescales images from [0, 1] to `values_range`."""

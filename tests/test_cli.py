@@ -2,7 +2,6 @@
 
 import json
 import os
-import pathlib
 import shutil
 import signal
 import subprocess
@@ -144,6 +143,18 @@ def test_keras_applications_name_and_a_channel_layer(tmp_path):
     assert manifest["kind"] == "channel" and manifest["num_units"] == 96
     assert manifest["settings"]["values_range"] == [0.0, 255.0]
     assert results.load_unit(out, 3)["image"].max() > 1.0
+
+
+def test_visualize_with_a_strategy_and_crop_chunks(saved_model, tiny_run, tmp_path):
+    # MirroredStrategy over this machine's one CPU: the same code path as several GPUs.
+    out = tmp_path / "run"
+    assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "0,1", "--strategy", "mirrored",
+                     "--crop-chunk", "1", *SMALL]) == 0
+    manifest = _assert_complete(out, [0, 1])
+    assert manifest["settings"]["strategy"] == "mirrored" and manifest["settings"]["crop_chunk"] == 1
+    for unit in (0, 1):  # chunks and one replica change only the order of float sums
+        np.testing.assert_allclose(results.load_unit(out, unit)["scores"], results.load_unit(tiny_run, unit)["scores"],
+                                   rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("argv, message", [
