@@ -199,9 +199,7 @@ class VisualizeJob:
                 crop_chunk=args.crop_chunk, return_visualization=True)
             seconds = (time.perf_counter() - unit_started) / len(batch)
             for index, unit in enumerate(batch):
-                # Xplique's neuron and channel objectives average over the whole layer output, i.e.
-                # the unit's value (a logit, a channel's spatial mean) over the number of units.
-                scores = visualization.scores[:, index] * self.num_units
+                scores = visualization.scores[:, index]  # in the unit's own value
                 sizes = results.save_unit(self.folder.folder, unit, visualization.images[index],
                                           visualization.transparency[index], scores, self.values_range)
                 self.folder.record(unit, scores[-1], sizes, seconds=round(seconds, 2),

@@ -67,7 +67,13 @@ class CompiledObjective:
         return groups
 
     def scores(self, outputs, masks, multipliers, num_crops):
-        """Per-objective scores, averaged over crops.
+        """Per-objective scores, averaged over crops: what is maximized, and the same in the units' own values.
+
+        Xplique's `neuron` and `channel` objectives average `output * mask` over the whole
+        layer output: a logit shows as the logit divided by the number of outputs. The
+        second result undoes that average (times the mask's size over its non-zero count),
+        so a logit reads as the logit and a channel as its spatial mean. The loss keeps
+        Xplique's scale, so the optimization is unchanged.
 
         Args:
             outputs: list of model outputs for K * N crops in crop-major order.
@@ -75,10 +81,12 @@ class CompiledObjective:
             num_crops: K.
 
         Returns:
-            float32 tensor (N,): sum over sub-objectives of multiplier * mean over crops.
+            (loss, values): float32 tensors (N,), each the sum over sub-objectives of
+            multiplier * mean over crops.
         """
         num_objectives = self.num_objectives
         total = tf.zeros((num_objectives,), tf.float32)
+        values = tf.zeros((num_objectives,), tf.float32)
         for index, (func, output) in enumerate(zip(self.funcs, outputs)):
             # Crop k*N+i belongs to objective i: tiling the N masks K times lines them up.
             mask = tf.cast(tf.tile(masks[index], [num_crops] + [1] * (masks[index].shape.rank - 1)), output.dtype)
@@ -89,7 +97,21 @@ class CompiledObjective:
             else:
                 score = tf.reduce_mean(tf.reshape(score, (num_crops, num_objectives, -1)), axis=(0, 2))
             total += multipliers[index] * score
-        return total
+            values += multipliers[index] * score * self._unit_scale(func, masks[index])
+        return total, values
+
+    @staticmethod
+    def _unit_scale(func, mask):
+        """(N,) factors from Xplique's layer-wide mean to the unit's own value (1 for other losses)."""
+        if getattr(func, "__qualname__", "") not in _LAYER_MEAN_REDUCERS:
+            return tf.ones((mask.shape[0],), tf.float32)
+        flat = tf.reshape(mask, (mask.shape[0], -1))
+        selected = tf.math.count_nonzero(flat, axis=1, dtype=tf.float32)
+        return float(flat.shape[1]) / tf.maximum(selected, 1.0)
+
+
+# Xplique's neuron and channel losses: `reduce_mean(output * mask)` over the whole layer output.
+_LAYER_MEAN_REDUCERS = ("Objective.neuron.<locals>.optim_func", "Objective.channel.<locals>.optim_func")
 
 
 def _hashable(value):

@@ -48,7 +48,9 @@ class Visualization:
         images: float32 array (N, H, W, C) in the model's `values_range`.
         transparency: float32 array (N, H, W, C), mean |dL/dx| over the steps: where the
             model looked (the paper's "transparency for free").
-        scores: float32 array (steps, N), each objective's score (mean over crops) per step.
+        scores: float32 array (steps, N), each objective's score per step, mean over the step's crops,
+            in the units' own values (a logit as the logit, a channel as its spatial mean;
+            see `CompiledObjective.scores`).
         names: the N objective names.
     """
 
@@ -209,8 +211,9 @@ class OptimizationLoop:
         """One replica's share of a step: its crops' gradients, summed over the replicas where needed.
 
         Returns:
-            (scores (N,), image gradient (N, H, W, C), this replica's phase gradients,
-            count of non-finite values): scores and image gradient summed over replicas.
+            (scores (N,) in the units' own values, image gradient (N, H, W, C), this
+            replica's phase gradients, count of non-finite values): scores and image
+            gradient summed over replicas.
         """
         replica = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
@@ -231,10 +234,10 @@ class OptimizationLoop:
                 outputs = self.objective.model(tf.cast(crops, self.model_dtype))
                 if not isinstance(outputs, (list, tuple)):
                     outputs = [outputs]
-                chunk_scores = share * self.objective.scores(list(outputs), masks, multipliers, self.crop_chunk)
-                total = tf.reduce_sum(chunk_scores)
+                loss, values = self.objective.scores(list(outputs), masks, multipliers, self.crop_chunk)
+                total = tf.reduce_sum(share * loss)
             # The noise is additive: the gradient at the noisy images is the images' gradient.
-            return index + 1, image_gradient + chunk_tape.gradient(total, noisy), scores + chunk_scores
+            return index + 1, image_gradient + chunk_tape.gradient(total, noisy), scores + share * values
 
         state = (tf.constant(0), tf.zeros_like(images), tf.zeros((self.parameterization.num_images,)))
         if self.num_chunks == 1:

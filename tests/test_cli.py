@@ -67,8 +67,7 @@ def test_visualize_writes_units_and_manifest(tiny_run, saved_model):
 
 
 def test_scores_are_in_the_units_own_values(tiny_run, tiny_model):
-    # The first batch (units 0 and 1) again through the API: the run folder holds each logit's
-    # own value per step, not Xplique's mean over the 10 outputs.
+    # The first batch (units 0 and 1) again through the API: same images, same scores.
     import maco_keras
 
     visualization = maco_keras.maco(tiny_model, units=[0, 1], steps=3, image_size=40, crops=2, seed=0,
@@ -76,7 +75,7 @@ def test_scores_are_in_the_units_own_values(tiny_run, tiny_model):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     for index, unit in enumerate((0, 1)):
         saved = results.load_unit(tiny_run, unit)
-        np.testing.assert_allclose(saved["scores"], 10 * visualization.scores[:, index], rtol=1e-5)
+        np.testing.assert_allclose(saved["scores"], visualization.scores[:, index], rtol=1e-5)
         np.testing.assert_array_equal(saved["image"], visualization.images[index])
         assert manifest["units"][str(unit)]["score"] == pytest.approx(float(saved["scores"][-1]))
 
