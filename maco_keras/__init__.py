@@ -18,6 +18,9 @@ _EXPORTS = {
     "Augmentation": "augmentation",
     "ImageParameterization": "parameterization",
     "MacoImage": "parameterization",
+    "FourierImage": "parameterization",
+    "PixelImage": "parameterization",
+    "LoopSettings": "optimization",
     "NonFiniteError": "optimization",
     "Visualization": "optimization",
     "clear_cache": "optimization",
@@ -27,10 +30,11 @@ _EXPORTS = {
     "resize_magnitude": "spectrum",
     "save_magnitude": "spectrum",
     "maco": "presets",
+    "visualize": "engine",
 }
 _SUBMODULES = (
-    "applications", "atlas", "augmentation", "baselines", "cli", "color", "metrics", "models", "objective",
-    "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "validation", "visualize",
+    "applications", "atlas", "augmentation", "baselines", "cli", "color", "engine", "metrics", "models", "objective",
+    "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "validation",
     "xplique_compat",
 )
 

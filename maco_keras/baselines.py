@@ -10,7 +10,8 @@ import keras
 
 from . import augmentation as augmentation_lib
 from . import parameterization as parameterization_lib
-from . import visualize as visualize_lib
+from . import engine
+from . import optimization
 
 # Xplique's `generate_standard_transformations` as boxes: pad 4u, jitters 2u, 2u, 4u, 4u,
 # 4u, rescale in [0.92, 0.96], jitters u, u, left-right flip, with u = 1/16 of the side.
@@ -20,8 +21,8 @@ STANDARD_TRANSFORMS = augmentation_lib.Augmentation(crop_center="jitter", flip=T
 # "- augmentations" ablation: the whole image, resized to the model input.
 NO_TRANSFORMS = augmentation_lib.Augmentation(crop_scale_std=0.0, crop_center=0.0, noise_on="crops")
 
-_FOURIER = visualize_lib.ParameterizationCache()
-_PIXEL = visualize_lib.ParameterizationCache()
+_FOURIER = optimization.ParameterizationCache()
+_PIXEL = optimization.ParameterizationCache()
 
 
 def _augmentation(transforms):
@@ -55,7 +56,7 @@ def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, trans
         return parameterization_lib.FourierImage(num_images, size, channels, values_range, seed,
                                                  decay_power=decay_power, std=std)
 
-    return visualize_lib.run_method(
+    return engine.run_method(
         objective, units, input_shape, make_images=make_images, cache=_FOURIER, image_key=(decay_power, std),
         steps=steps, image_size=image_size, crops=crops, crop_scale=scale, noise=noise,
         values_range=values_range, seed=seed, augmentation=augmentation,
@@ -77,7 +78,7 @@ def pixel(objective, units=None, *, steps=256, image_size=512, crops=32, transfo
     def make_images(num_images, size, channels, values_range, seed):
         return parameterization_lib.PixelImage(num_images, size, channels, values_range, seed, std=std)
 
-    return visualize_lib.run_method(
+    return engine.run_method(
         objective, units, input_shape, make_images=make_images, cache=_PIXEL, image_key=(std,),
         steps=steps, image_size=image_size, crops=crops, crop_scale=scale, noise=noise,
         values_range=values_range, seed=seed, augmentation=augmentation,

@@ -144,6 +144,11 @@ def function_key(func):
 _FEATURE_MODELS = weakref.WeakKeyDictionary()
 
 
+def clear_feature_models():
+    """Forgets the feature models built from users' models."""
+    _FEATURE_MODELS.clear()
+
+
 def _feature_model(model, outputs):
     per_model = _FEATURE_MODELS.setdefault(model, {})
     key = tuple(id(output) for output in outputs)
@@ -211,6 +216,8 @@ def compile_objective(objective, units=None, input_shape=None):
     Returns:
         A `CompiledObjective`.
     """
+    if isinstance(objective, CompiledObjective):
+        return objective
     if isinstance(objective, Objective):
         if units is not None:
             raise ValueError("`units` is only used with a Keras model or a callable; the Objective defines its units.")

@@ -14,13 +14,14 @@ import json
 import logging
 import math
 import weakref
-from typing import List
+from typing import List, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from . import augmentation as augmentation_lib
+from . import objective as objective_lib
 from . import seeding
 from . import validation
 
@@ -82,6 +83,71 @@ class NonFiniteError(FloatingPointError):
         )
         self.step = step
         self.partial = partial
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """Everything a run needs besides the images and the objective, validated, in one frozen object.
+
+    Build it with `LoopSettings.make(...)`, which validates each field and turns the
+    schedules into per-step arrays.
+
+    Attributes:
+        steps: optimization steps.
+        crops: K, crops per image per step.
+        seed: int; the initial weights and every augmentation derive from it.
+        crop_scales, uniform_noise, gaussian_noise: float32 arrays (steps,): the mean crop
+            scale, the U(-a, a) amplitude and the N(0, s) deviation (model input units).
+        augmentation: the static part of the augmentations.
+        optimizer: a Keras optimizer, used as a configuration (each loop builds its own copy).
+        jit_compile: XLA.
+        verbose: progress bar.
+        strategy: a `tf.distribute.Strategy` or None (the current one).
+        crop_chunk: crops per image processed at once by a replica, or None (all).
+    """
+
+    steps: int
+    crops: int
+    seed: int
+    crop_scales: np.ndarray
+    uniform_noise: np.ndarray
+    gaussian_noise: np.ndarray
+    augmentation: augmentation_lib.Augmentation
+    optimizer: keras.optimizers.Optimizer
+    jit_compile: bool = False
+    verbose: bool = True
+    strategy: Optional[tf.distribute.Strategy] = None
+    crop_chunk: Optional[int] = None
+
+    @classmethod
+    def make(cls, *, steps: int = 256, crops: int = 32, seed: Optional[int] = None, crop_scale=0.25,
+             uniform_noise=0.0, gaussian_noise=0.0, augmentation: Optional[augmentation_lib.Augmentation] = None,
+             optimizer: Optional[keras.optimizers.Optimizer] = None, jit_compile: bool = False,
+             verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
+             crop_chunk: Optional[int] = None) -> "LoopSettings":
+        """Validates the arguments (each error names its parameter) and builds the settings.
+
+        `crop_scale`, `uniform_noise` and `gaussian_noise` are numbers, callables
+        `step -> number` or sequences of `steps` numbers.
+        """
+        steps = validation.positive_int("steps", steps)
+        crops = validation.positive_int("crops", crops)
+        seed = validation.seed(seed)
+        crop_scales = schedule("crop_scale", crop_scale, steps)
+        if np.any(crop_scales <= 0) or np.any(crop_scales > 1):
+            raise ValueError("`crop_scale` must be in (0, 1] (a fraction of the image's side or area) at every step.")
+        if augmentation is None:
+            augmentation = augmentation_lib.Augmentation(crop_scale_of="area")
+        if not isinstance(augmentation, augmentation_lib.Augmentation):
+            raise TypeError(f"expected a maco_keras.Augmentation, received: augmentation={augmentation!r}")
+        if optimizer is None:
+            optimizer = default_optimizer()
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(f"`optimizer` must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}.")
+        split_crops(crops, resolve_strategy(strategy), crop_chunk)
+        return cls(steps, crops, seed, crop_scales, schedule("uniform_noise", uniform_noise, steps),
+                   schedule("gaussian_noise", gaussian_noise, steps), augmentation, optimizer, bool(jit_compile),
+                   bool(verbose), strategy, crop_chunk)
 
 
 def default_optimizer(learning_rate=1.0):
@@ -314,16 +380,15 @@ class OptimizationLoop:
             names=list(self.objective.names),
         )
 
-    def run(self, steps, seed, masks, multipliers, crop_scales, uniform_noise, gaussian_noise, verbose=True):
-        """Runs `steps` steps from a fresh state and returns a `Visualization`.
+    def run(self, settings, masks, multipliers):
+        """Runs `settings.steps` steps from a fresh state and returns a `Visualization`.
 
         Args:
-            steps: number of steps.
-            seed: int; the initial weights and every augmentation derive from it.
+            settings: the `LoopSettings` (steps, seed, schedules, verbosity).
             masks, multipliers: the objective's values (see `CompiledObjective`).
-            crop_scales, uniform_noise, gaussian_noise: float32 arrays (steps,).
-            verbose: show a Keras progress bar.
         """
+        steps, seed, verbose = settings.steps, settings.seed, settings.verbose
+        crop_scales, uniform_noise, gaussian_noise = settings.crop_scales, settings.uniform_noise, settings.gaussian_noise
         self.parameterization.reset(seed)
         for variable, value in zip(self.optimizer.variables, self._optimizer_initial_state):
             variable.assign(value)
@@ -349,33 +414,63 @@ _LOOPS = collections.OrderedDict()
 _MAX_LOOPS = 8
 
 
-def get_loop(parameterization, objective, num_crops, augmentation, optimizer, jit_compile, strategy=None,
-             crop_chunk=None):
-    """The cached `OptimizationLoop` for this configuration, built on first use.
+def get_loop(parameterization, objective, settings):
+    """The cached `OptimizationLoop` for this parameterization, objective structure and settings.
 
-    `optimizer` is used as a configuration: the loop builds a fresh copy, so the same
-    optimizer object may be passed to many calls.
+    Built on first use; `settings.optimizer` is used as a configuration (the loop builds
+    a fresh copy), so the same optimizer object may be passed to many calls.
     """
-    strategy_key = None if strategy is None else id(strategy)
-    key = (id(parameterization), objective.key, num_crops, augmentation, optimizer_key(optimizer), bool(jit_compile),
-           strategy_key, crop_chunk)
+    strategy_key = None if settings.strategy is None else id(settings.strategy)
+    key = (id(parameterization), objective.key, settings.crops, settings.augmentation,
+           optimizer_key(settings.optimizer), settings.jit_compile, strategy_key, settings.crop_chunk)
     entry = _LOOPS.get(key)
     if entry is not None and entry[0]() is parameterization:
         _LOOPS.move_to_end(key)
         loop = entry[1]
         loop.objective = objective  # same structure; carries this call's names
         return loop
-    loop = OptimizationLoop(parameterization, objective, num_crops, augmentation, optimizer, jit_compile, strategy,
-                            crop_chunk)
+    loop = OptimizationLoop(parameterization, objective, settings.crops, settings.augmentation, settings.optimizer,
+                            settings.jit_compile, settings.strategy, settings.crop_chunk)
     _LOOPS[key] = (weakref.ref(parameterization), loop)
     while len(_LOOPS) > _MAX_LOOPS:
         _LOOPS.popitem(last=False)
     return loop
 
 
+class ParameterizationCache:
+    """Reuses one parameterization per configuration, so its compiled loop is reused too.
+
+    Every instance registers itself: `clear_cache()` empties them all.
+    """
+
+    def __init__(self, max_size=8):
+        self._entries = collections.OrderedDict()
+        self._max_size = max_size
+        _PARAMETERIZATION_CACHES.add(self)
+
+    def get(self, key, factory):
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return self._entries[key]
+        value = factory()
+        self._entries[key] = value
+        while len(self._entries) > self._max_size:
+            self._entries.popitem(last=False)
+        return value
+
+    def clear(self):
+        self._entries.clear()
+
+
+_PARAMETERIZATION_CACHES = weakref.WeakSet()
+
+
 def clear_cache():
-    """Forgets every compiled loop (and the models and images they hold)."""
+    """Forgets every cache: compiled loops, reused parameterizations and feature models."""
     _LOOPS.clear()
+    for cache in list(_PARAMETERIZATION_CACHES):
+        cache.clear()
+    objective_lib.clear_feature_models()
 
 
 def schedule(name, value, steps):

@@ -92,14 +92,7 @@ class MacoImage(ImageParameterization):
     def __init__(self, num_images, image_size, channels=3, magnitude=None, values_range=(0.0, 1.0),
                  seed=None, **kwargs):
         super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
-        if magnitude is None:
-            if self.channels not in (1, 3):
-                raise ValueError(
-                    f"`magnitude` is required for {self.channels}-channel images: the default ImageNet "
-                    "magnitude has 3 (or 1) channels. Measure one with `maco_keras.compute_magnitude`."
-                )
-            magnitude = spectrum.imagenet_magnitude(self.image_size, self.channels)
-        magnitude = spectrum.check_magnitude(magnitude, self.image_size, self.channels)
+        magnitude = spectrum.resolve_magnitude(magnitude, self.image_size, self.channels)
         phase_shape = (self.num_images, self.channels, *spectrum.spectrum_shape(self.image_size))
         self.phase = self.add_weight(
             shape=phase_shape, name="phase", trainable=True,

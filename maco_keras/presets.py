@@ -7,9 +7,9 @@ from . import optimization
 from . import parameterization as parameterization_lib
 from . import spectrum
 from . import validation
-from . import visualize as visualize_lib
+from . import engine
 
-_IMAGES = visualize_lib.ParameterizationCache()
+_IMAGES = optimization.ParameterizationCache()
 
 
 def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_scale=0.25, crop_scale_std=0.1,
@@ -80,12 +80,7 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
 
     def prepare(compiled, size):
         channels = compiled.input_shape[-1]
-        if magnitude is None:
-            if channels not in (1, 3):
-                raise ValueError(f"`magnitude` is required for a {channels}-channel model (see `compute_magnitude`).")
-            fixed = spectrum.imagenet_magnitude(size, channels)
-        else:
-            fixed = spectrum.check_magnitude(magnitude, size, channels)
+        fixed = spectrum.resolve_magnitude(magnitude, size, channels)
         return lambda images: images.magnitude.assign(fixed)
 
     def make_images(num_images, size, channels, values_range, seed):
@@ -94,7 +89,7 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
         return parameterization_lib.MacoImage(
             num_images, size, channels, magnitude=placeholder, values_range=values_range, seed=seed)
 
-    return visualize_lib.run_method(
+    return engine.run_method(
         objective, units, input_shape, make_images=make_images, cache=_IMAGES, prepare=prepare,
         steps=steps, image_size=image_size, crops=crops, crop_scale=crop_scale, noise=noise,
         values_range=values_range, seed=seed,

@@ -134,6 +134,28 @@ def check_magnitude(magnitude, image_size, channels, name="magnitude"):
     return array
 
 
+def resolve_magnitude(magnitude, image_size, channels, name="magnitude"):
+    """The one place that turns a `magnitude` argument into the array the images use.
+
+    Args:
+        magnitude: None (the ImageNet magnitude, for 3 or 1 channels) or an array
+            (channels, height, width // 2 + 1), e.g. from `compute_magnitude`.
+        image_size: (height, width) of the images.
+        channels: C.
+        name: the parameter's name in error messages.
+
+    Returns:
+        float32 array (channels, height, width // 2 + 1).
+    """
+    if magnitude is None:
+        if channels not in (1, 3):
+            raise ValueError(
+                f"expected a `{name}` for {channels}-channel images (the default ImageNet magnitude has 3 or 1 "
+                f"channels; measure one with `maco_keras.compute_magnitude`), received: {name}=None")
+        return imagenet_magnitude(image_size, channels)
+    return check_magnitude(magnitude, image_size, channels, name=name)
+
+
 def _batches(images, batch_size):
     """Yields float32 batches (B, H, W, C) from an array, a tensor or a tf.data.Dataset."""
     if isinstance(images, tf.data.Dataset):

@@ -30,9 +30,9 @@ from . import optimization
 from . import parameterization as parameterization_lib
 from . import spectrum
 from . import validation
-from . import visualize as visualize_lib
+from . import engine
 
-_IMAGES = visualize_lib.ParameterizationCache()
+_IMAGES = optimization.ParameterizationCache()
 
 # Xplique's fixed recipe.
 _AUGMENTATION = augmentation_lib.Augmentation(
@@ -85,15 +85,13 @@ def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_inten
     compiled = objective_lib.compile_objective(objective)
     model_height, model_width, channels = compiled.input_shape
     size = validation.image_size("custom_shape", custom_shape) if custom_shape else (model_height, model_width)
-    visualize_lib.check_image_size(compiled, size, name="custom_shape")
+    engine.check_image_size(compiled, size, name="custom_shape")
 
+    magnitude = None
     if maco_dataset is not None:
         magnitude = spectrum.compute_magnitude(maco_dataset, image_size=size, values_range=(low, high))
-        magnitude = spectrum.check_magnitude(magnitude, size, channels, name="maco_dataset's magnitude")
-    else:
-        if channels not in (1, 3):
-            raise ValueError(f"For {channels}-channel images, a dataset is required to compute the buffer.")
-        magnitude = spectrum.imagenet_magnitude(size, channels)
+    magnitude = spectrum.resolve_magnitude(magnitude, size, channels, name="maco_dataset's magnitude"
+                                           if maco_dataset is not None else "maco_dataset")
 
     num_crops, augmentation = nb_crops, _AUGMENTATION
     if nb_crops == 0:
@@ -108,15 +106,11 @@ def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_inten
     images = _IMAGES.get((compiled.num_objectives, size, channels, (low, high)), lambda: parameterization_lib.MacoImage(
         compiled.num_objectives, size, channels, magnitude=magnitude, values_range=(low, high), seed=seed))
     images.magnitude.assign(magnitude)
-    visualization = visualize_lib.visualize(
-        images, compiled, steps, num_crops, seed,
-        crop_scale=box,
-        uniform_noise=0.5 * gaussian,
-        gaussian_noise=gaussian,
-        augmentation=augmentation,
-        optimizer=optimizer if optimizer is not None else optimization.default_optimizer(1.0),
-        verbose=False,
-    )
+    settings = optimization.LoopSettings.make(
+        steps=steps, crops=num_crops, seed=seed, crop_scale=box, uniform_noise=0.5 * gaussian,
+        gaussian_noise=gaussian, augmentation=augmentation,
+        optimizer=optimizer if optimizer is not None else optimization.default_optimizer(1.0), verbose=False)
+    visualization = engine.run(images, compiled, settings)
     transparency = tf.convert_to_tensor(visualization.transparency * steps)
     if compiled.num_objectives == 1:
         return visualization.images[0], transparency[0]

@@ -9,7 +9,7 @@ from conftest import REPO
 
 ORDER = [
     "validation", "seeding", "color", "spectrum", "parameterization", "augmentation", "models", "objective",
-    "optimization", "visualize", "presets", "baselines", "results", "metrics", "plots", "applications", "atlas",
+    "optimization", "engine", "presets", "baselines", "results", "metrics", "plots", "applications", "atlas",
     "cli", "xplique_compat", "__main__",
 ]
 PACKAGE = REPO / "maco_keras"

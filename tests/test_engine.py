@@ -1,0 +1,81 @@
+"""`maco_keras.visualize`: the one entry point, with any parameterization (a user's own too) and augmentation."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import maco_keras
+from maco_keras import Augmentation, ImageParameterization, MacoImage, optimization, presets
+from maco_keras import objective as objective_lib
+
+
+class SmoothPixels(ImageParameterization):
+    """A user's own parameterization: pixels at half resolution, upsampled, squashed into range."""
+
+    def __init__(self, num_images, image_size, channels=3, values_range=(0.0, 1.0), seed=None, **kwargs):
+        super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
+        height, width = self.image_size
+        self.pixels = self.add_weight(shape=(self.num_images, height // 2, width // 2, self.channels),
+                                      initializer="zeros", name="pixels")
+        self.built = True
+
+    def reset(self, seed):
+        self.pixels.assign(0.1 * tf.random.stateless_normal(self.pixels.shape, self.initial_seed(seed)))
+
+    def call(self, inputs=None):
+        return self.to_values_range(tf.nn.sigmoid(tf.image.resize(self.pixels, self.image_size)))
+
+
+def test_a_users_own_parameterization_and_augmentation(tiny_model):
+    images = SmoothPixels(2, 40, values_range=(-1, 1))
+    augmentation = Augmentation(crop_scale_of="side", flip=True)
+    kwargs = dict(units=[3, 6], augmentation=augmentation, optimizer=keras.optimizers.Adam(0.1), steps=25, crops=4,
+                  crop_scale=0.6, noise=0.05, seed=2, verbose=False, return_visualization=True)
+    first = maco_keras.visualize(tiny_model, images, **kwargs)
+    second = maco_keras.visualize(tiny_model, images, **kwargs)
+    assert first.images.shape == (2, 40, 40, 3) and first.names == ["Neuron#logits_3", "Neuron#logits_6"]
+    np.testing.assert_array_equal(first.images, second.images)
+    assert np.all(first.scores[-5:].mean(0) > first.scores[:5].mean(0))
+    loops = [loop for loop in optimization.cached_loops() if loop.parameterization is images]
+    assert len(loops) == 1 and loops[0].trace_count == 1
+
+
+def test_maco_is_visualize_with_a_maco_image(tiny_model):
+    kwargs = dict(units=[1], steps=4, image_size=40, crops=2, seed=4, verbose=False)
+    preset = maco_keras.maco(tiny_model, **kwargs)
+    images = MacoImage(1, 40, values_range=(-1, 1))
+    direct = maco_keras.visualize(tiny_model, images, units=[1], steps=4, crops=2, seed=4, verbose=False)
+    np.testing.assert_allclose(direct[0], preset[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("parameterization, error, message", [
+    ("images", TypeError, "parameterization"),
+    (lambda: MacoImage(3, 40), ValueError, "parameterization.num_images=3"),
+    (lambda: MacoImage(1, 40, channels=1), ValueError, "parameterization.channels=1"),
+    (lambda: MacoImage(1, 24), ValueError, "smaller than the model input"),
+])
+def test_visualize_rejects_a_mismatched_parameterization(tiny_model, parameterization, error, message):
+    parameterization = parameterization() if callable(parameterization) else parameterization
+    with pytest.raises(error, match=message):
+        maco_keras.visualize(tiny_model, parameterization, units=[1], steps=2, crops=2, verbose=False)
+
+
+def test_settings_are_validated_before_the_objective(tiny_model):
+    with pytest.raises(ValueError, match="steps"):
+        maco_keras.visualize(tiny_model, MacoImage(1, 40), units=[1], steps=0)
+    with pytest.raises(TypeError, match="augmentation"):
+        maco_keras.visualize(tiny_model, MacoImage(1, 40), units=[1], augmentation="crops")
+    settings = optimization.LoopSettings.make(steps=3, crops=2, seed=1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.steps = 4
+
+
+def test_clear_cache_clears_every_cache(tiny_model):
+    maco_keras.maco(tiny_model, units=[1], steps=2, image_size=40, crops=2, verbose=False)
+    assert optimization.cached_loops() and presets._IMAGES._entries and len(objective_lib._FEATURE_MODELS)
+    maco_keras.clear_cache()
+    assert not optimization.cached_loops() and not presets._IMAGES._entries
+    assert len(objective_lib._FEATURE_MODELS) == 0
