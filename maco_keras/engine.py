@@ -8,7 +8,6 @@ parameterization between calls so that its compiled loop is reused too.
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from . import augmentation as augmentation_lib

@@ -1,7 +1,6 @@
 """The package is a pipeline: a module imports only modules of earlier stages (no cycles)."""
 
 import ast
-import pathlib
 
 import pytest
 
