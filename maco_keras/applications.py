@@ -1,7 +1,7 @@
-"""Objectives for the paper's applications beyond logits and channels (Section 5).
+"""Objectives beyond logits and channels: the paper's applications (Section 5) and peers' objectives.
 
-Both return Xplique `Objective`s, so they compose (`+`, `*`) with any other objective
-and go to `maco`, `fourier` or `pixel` unchanged.
+All return Xplique `Objective`s, so they compose (`+`, `*`) with any other objective
+and go to `maco`, `visualize`, `fourier` or `pixel` unchanged.
 """
 
 import numpy as np
@@ -63,3 +63,60 @@ def concept_visualization(model, layer, concepts, cossim_pow=2.0):
     vectors = [tf.reshape(c, (1,) * (len(output_shape) - 2) + (-1,)) for c in concepts]
     return Objective.direction(model, layer, vectors, cossim_pow=cossim_pow,
                                names=[f"Concept#{layer}_{i}" for i in range(len(concepts))])
+
+
+def gram_similarity(features, copies):
+    """Per crop: the mean cosine similarity of its Gram matrix to those of the crops of other copies.
+
+    Args:
+        features: tensor (B, ..., channels), a layer's activations for B crops.
+        copies: tensor (B, K), row b one-hot on the copy crop b belongs to.
+
+    Returns:
+        float32 tensor (B,).
+    """
+    features = tf.cast(features, tf.float32)
+    features = tf.reshape(features, (tf.shape(features)[0], -1, features.shape[-1]))
+    gram = tf.einsum("bpc,bpd->bcd", features, features) / tf.cast(tf.shape(features)[1], tf.float32)
+    gram = tf.math.l2_normalize(tf.reshape(gram, (tf.shape(gram)[0], -1)), axis=1)
+    similarity = tf.matmul(gram, gram, transpose_b=True)
+    copies = tf.cast(copies, tf.float32)
+    other = 1.0 - tf.matmul(copies, copies, transpose_b=True)  # 1 where the crops are of different copies
+    return tf.reduce_sum(similarity * other, axis=1) / tf.maximum(tf.reduce_sum(other, axis=1), 1.0)
+
+
+def diversity(model, layer, copies, weight=1.0):
+    """Several different images for one objective: penalize the similarity of their styles at `layer`.
+
+    Lucid's diversity term: the Gram matrices of `layer`'s activations (its "style") of
+    the images are compared by cosine similarity, and their mean similarity to the other
+    copies is subtracted, times `weight`. Composed with a unit, it gives `copies` images
+    that all raise the unit in different ways. The similarity is taken between the crops
+    of a step (within a chunk, with `crop_chunk`).
+
+    Args:
+        model: Keras model.
+        layer: name or index of the layer whose Gram matrices are compared (a middle
+            layer: style without content).
+        copies: K, the number of different images.
+        weight: strength of the penalty (its multiplier in the composition).
+
+    Returns:
+        An `Objective` with K objectives, one per copy; `unit + diversity(...)` has K
+        images per unit. Copies of different units are pushed apart too.
+
+    Example:
+        >>> objective = Objective.neuron(model, -1, 309) + diversity(model, "block_6_expand_relu", copies=4)
+        >>> images, transparency = maco_keras.maco(objective)        # 4 different bees
+    """
+    copies = int(copies)
+    if copies < 2:
+        raise ValueError(f"expected at least 2 copies to diversify, received: copies={copies}")
+    layer = find_layer(model, layer)
+
+    def diversity_loss(output, copy_masks):
+        return -gram_similarity(output, copy_masks)
+
+    return Objective(model, [layer.output], [np.eye(copies, dtype=np.float32)], [diversity_loss], [float(weight)],
+                     [[f"Copy#{k}" for k in range(copies)]])
+

@@ -37,3 +37,27 @@ def test_concept_visualization(tiny_model):
         applications.concept_visualization(tiny_model, "conv2", np.ones((3, 7)))
     with pytest.raises(ValueError, match="reference_images"):
         applications.feature_inversion(tiny_model, "conv2", np.ones((32, 32, 3)))
+
+
+def _mean_gram_similarity(model, layer, images):
+    import tensorflow as tf
+
+    extractor = metrics.feature_model(model, layer, pool=False)
+    features = extractor(tf.image.resize(images, model.input_shape[1:3]))
+    copies = np.eye(len(images), dtype=np.float32)
+    return float(np.mean(applications.gram_similarity(features, copies).numpy()))
+
+
+def test_diversity_makes_the_copies_less_alike(tiny_model):
+    from maco_keras import Objective
+
+    settings = dict(steps=40, seed=0, return_visualization=True, **FAST)
+    plain = maco_keras.maco(Objective.neuron(tiny_model, -1, [4, 4, 4]), **settings)
+    diverse = maco_keras.maco(Objective.neuron(tiny_model, -1, 4) + applications.diversity(
+        tiny_model, "conv1", copies=3, weight=5.0), **settings)
+    assert diverse.names == ["Neuron#logits_4 & Copy#0", "Neuron#logits_4 & Copy#1", "Neuron#logits_4 & Copy#2"]
+    before = _mean_gram_similarity(tiny_model, "conv1", plain.images)
+    after = _mean_gram_similarity(tiny_model, "conv1", diverse.images)
+    assert after < before, (before, after)
+    with pytest.raises(ValueError, match="copies"):
+        applications.diversity(tiny_model, "conv1", copies=1)
