@@ -93,6 +93,7 @@ class MacoImage(ImageParameterization):
                  seed=None, **kwargs):
         super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
         magnitude = spectrum.resolve_magnitude(magnitude, self.image_size, self.channels)
+        self.start_phase = None
         phase_shape = (self.num_images, self.channels, *spectrum.spectrum_shape(self.image_size))
         self.phase = self.add_weight(
             shape=phase_shape, name="phase", trainable=True,
@@ -105,8 +106,21 @@ class MacoImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed):
+        if self.start_phase is not None:
+            self.phase.assign(self.start_phase)
+            return
         seed = self.initial_seed(seed)
         self.phase.assign(tf.random.stateless_uniform(self.phase.shape, seed, -math.pi, math.pi, alg=RNG))
+
+    def set_start_phase(self, phase):
+        """Makes every run start from `phase` (N, C, H, W // 2 + 1), e.g. `spectrum.image_phase` of
+        real images (feature accentuation), instead of a random phase; None: random again."""
+        if phase is not None:
+            phase = np.asarray(phase, np.float32)
+            if phase.shape != tuple(self.phase.shape):
+                raise ValueError(f"expected a phase of shape {tuple(self.phase.shape)}, received: phase.shape="
+                                 f"{phase.shape}")
+        self.start_phase = phase
 
     def spatial_images(self):
         """`irfft2d(magnitude * exp(i * phase))` as (N, H, W, C), before any normalization."""

@@ -134,6 +134,33 @@ def check_magnitude(magnitude, image_size, channels, name="magnitude"):
     return array
 
 
+def image_spectrum(images, values_range=(-1.0, 1.0)):
+    """The Fourier magnitude and phase of images in the space `MacoImage` renders from.
+
+    `MacoImage` renders `sigmoid(recorrelate(standardize(irfft2d(magnitude * exp(i * phase)))))`;
+    this undoes the sigmoid and the colour correlation and takes the spectrum, so a
+    `MacoImage` started from the phase draws the images' structure (see
+    `MacoImage.set_start_phase`), and with the magnitude too, their colours and contrast.
+
+    Args:
+        images: array (N, H, W, C) in `values_range`.
+        values_range: (low, high) of the images.
+
+    Returns:
+        (magnitude, phase): float32 arrays (N, C, H, W // 2 + 1).
+    """
+    low, high = validation.values_range(values_range)
+    images = np.clip((np.asarray(images, np.float32) - low) / (high - low), 1e-3, 1 - 1e-3)
+    logits = color.decorrelate(np.log(images) - np.log1p(-images))
+    spectra = tf.signal.rfft2d(tf.transpose(logits, (0, 3, 1, 2))).numpy()
+    return np.abs(spectra).astype(np.float32), np.angle(spectra).astype(np.float32)
+
+
+def image_phase(images, values_range=(-1.0, 1.0)):
+    """The phase of `image_spectrum`: MACO's own phase for these images, (N, C, H, W // 2 + 1)."""
+    return image_spectrum(images, values_range)[1]
+
+
 def resolve_magnitude(magnitude, image_size, channels, name="magnitude"):
     """The one place that turns a `magnitude` argument into the array the images use.
 
