@@ -186,3 +186,53 @@ def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0
                             crop_scale=crop_scale, noise=noise, seed=seed, verbose=verbose,
                             return_visualization=return_visualization)
 
+
+def invert(model, layer, reference_images, *, jitter=4, values_range=(-1.0, 1.0), steps=256, crops=8, noise=0.02,
+           image_size=512, cossim_pow=2.0, seed=None, verbose=True, return_visualization=False):
+    """Feature inversion at any depth: images whose activations at `layer` match the references'.
+
+    At a spatial layer, an activation map says *where* each feature is, so the crops must
+    line up with the reference's view: the canvas is the model input plus `jitter` pixels
+    on each side, and every crop is a model-input-sized window of it, shifted by at most
+    `jitter` pixels (translation only). Random crops of a large canvas cannot line up with
+    a map, and give textures. At a pooled (2-D) layer there is nothing to line up and MACO's
+    own crops of an `image_size` canvas are used, the paper's setting. Shallow layers give
+    back the photo; deep layers keep what the network kept.
+
+    Args:
+        model: Keras model.
+        layer: name or index of the layer to match.
+        reference_images: array (N, H, W, C) in `values_range` (resized to the model input).
+        jitter: pixels of translation on each side, for a spatial layer (default 4).
+        values_range: the model's input range.
+        steps, crops, noise, seed, verbose, return_visualization: see `visualize`.
+        image_size: canvas side for a pooled layer (default 512).
+        cossim_pow: see `feature_inversion`.
+
+    Returns:
+        (images, transparency) of shape (N, h + 2 jitter, w + 2 jitter, C) for a spatial
+        layer (the centre h x w is the reference's view), (N, image_size, image_size, C)
+        otherwise; or the `Visualization`.
+    """
+    reference_images = np.asarray(reference_images, np.float32)
+    if reference_images.ndim != 4:
+        raise ValueError(f"expected reference images (N, H, W, C), received: reference_images.shape="
+                         f"{reference_images.shape}")
+    jitter = int(jitter)
+    if jitter < 0:
+        raise ValueError(f"expected jitter >= 0 pixels, received: jitter={jitter}")
+    height, width, channels = model.input_shape[1:]
+    references = tf.image.resize(reference_images, (height, width)).numpy()
+    objective = feature_inversion(model, layer, references, cossim_pow=cossim_pow)
+    if len(find_layer(model, layer).output.shape) == 4:
+        size = (height + 2 * jitter, width + 2 * jitter)
+        # A fixed-size window at a uniform position: a translation by up to `jitter` pixels.
+        augmentation = Augmentation(crop_scale_of="side", crop_scale_std=0.0)
+        crop_scale = height / size[0]
+    else:
+        size, augmentation, crop_scale = image_size, Augmentation(crop_scale_of="area"), 0.25
+    images = MacoImage(len(references), size, channels, values_range=values_range, seed=seed)
+    return engine.visualize(objective, images, augmentation=augmentation, steps=steps, crops=crops,
+                            crop_scale=crop_scale, noise=noise, seed=seed, verbose=verbose,
+                            return_visualization=return_visualization)
+

@@ -103,3 +103,24 @@ def test_accentuation_raises_the_unit_and_stays_close_to_the_image(tiny_model):
     # ... and the result stays much closer to the image than plain MACO's.
     assert np.mean((accentuated.images[0] - image) ** 2) < 0.8 * np.mean((plain[0] - image) ** 2)
     assert _structure(accentuated.images[0], image) > 0.3 > _structure(plain[0], image)
+
+
+def test_inversion_at_a_shallow_layer_gives_back_the_photo(tiny_model):
+    import tensorflow as tf
+
+    reference = _photo(32)[None]
+    aligned, _ = applications.invert(tiny_model, "conv1", reference, jitter=2, steps=60, crops=4, seed=0,
+                                     verbose=False)
+    pooled, _ = applications.invert(tiny_model, "pool", reference, steps=60, crops=4, image_size=48, seed=0,
+                                    verbose=False)
+    # The same shallow objective with MACO's random crops of a canvas: they cannot line up.
+    unaligned, _ = maco_keras.maco(applications.feature_inversion(tiny_model, "conv1", reference), steps=60,
+                                   seed=0, **FAST)
+    assert aligned.shape == (1, 36, 36, 3) and pooled.shape == (1, 48, 48, 3)
+    shallow = _structure(aligned[0, 2:34, 2:34], reference[0])
+    deep = _structure(tf.image.resize(pooled, (32, 32)).numpy()[0], reference[0])
+    random_crops = _structure(tf.image.resize(unaligned, (32, 32)).numpy()[0], reference[0])
+    # Measured: 0.44, -0.04 and 0.23.
+    assert shallow > 0.35 and shallow > deep + 0.3 and shallow > random_crops + 0.1, (shallow, deep, random_crops)
+    with pytest.raises(ValueError, match="jitter"):
+        applications.invert(tiny_model, "conv1", reference, jitter=-1)
