@@ -27,9 +27,10 @@ def check_image_size(compiled, image_size, name="image_size"):
         )
 
 
-def compile_for(objective, units, input_shape, image_size, name="image_size"):
+def compile_for(objective, units, input_shape, image_size, name="image_size", redirect_relu=False):
     """Compiles the objective and checks the image is at least the model input."""
-    compiled = objective_lib.compile_objective(objective, units=units, input_shape=input_shape)
+    compiled = objective_lib.compile_objective(objective, units=units, input_shape=input_shape,
+                                               redirect_relu=redirect_relu)
     check_image_size(compiled, image_size, name)
     return compiled
 
@@ -72,6 +73,7 @@ def visualize(
     seed: Optional[int] = None,
     strategy: Optional[tf.distribute.Strategy] = None,
     crop_chunk: Optional[int] = None,
+    relu_redirect_steps: int = 0,
     jit_compile: bool = False,
     verbose: bool = True,
     return_visualization: bool = False,
@@ -101,7 +103,8 @@ def visualize(
         noise: amplitude of the U(-a, a) noise as a fraction of the parameterization's
             `values_range` span (default 0.1); same forms.
         seed: int; the same seed gives the same images (default None: random).
-        strategy, crop_chunk, jit_compile, verbose, return_visualization: see `maco`.
+        strategy, crop_chunk, relu_redirect_steps, jit_compile, verbose,
+            return_visualization: see `maco`.
 
     Returns:
         (images, transparency), float32 arrays (N, H, W, C), or the `Visualization`.
@@ -119,8 +122,10 @@ def visualize(
     uniform = optimization.schedule("noise", noise, validation.positive_int("steps", steps)) * (high - low)
     settings = optimization.LoopSettings.make(
         steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=uniform, augmentation=augmentation,
-        optimizer=optimizer, jit_compile=jit_compile, verbose=verbose, strategy=strategy, crop_chunk=crop_chunk)
-    compiled = compile_for(objective, units, input_shape, parameterization.image_size)
+        optimizer=optimizer, jit_compile=jit_compile, verbose=verbose, strategy=strategy, crop_chunk=crop_chunk,
+        relu_redirect_steps=relu_redirect_steps)
+    compiled = compile_for(objective, units, input_shape, parameterization.image_size,
+                           redirect_relu=relu_redirect_steps > 0)
     visualization = run(parameterization, compiled, settings)
     if return_visualization:
         return visualization
@@ -129,7 +134,7 @@ def visualize(
 
 def run_method(objective, units, input_shape, *, make_images, cache, steps, image_size, crops, crop_scale, noise,
                values_range, seed, augmentation, optimizer, jit_compile, verbose, return_visualization,
-               prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None):
+               prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None, relu_redirect_steps=0):
     """What the presets (`maco`, `fourier`, `pixel`) share: validate, compile, reuse a parameterization, `visualize`.
 
     Args:
@@ -150,10 +155,10 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
     optimization.LoopSettings.make(
         steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=optimization.schedule(
             "noise", noise, validation.positive_int("steps", steps)), augmentation=augmentation, optimizer=optimizer,
-        strategy=strategy, crop_chunk=crop_chunk)
+        strategy=strategy, crop_chunk=crop_chunk, relu_redirect_steps=relu_redirect_steps)
     if batch_size is not None:
         batch_size = validation.positive_int("batch_size", batch_size)
-    compiled = compile_for(objective, units, input_shape, size)
+    compiled = compile_for(objective, units, input_shape, size, redirect_relu=relu_redirect_steps > 0)
     channels = compiled.input_shape[-1]
     load = prepare(compiled, size) if prepare is not None else None
     scope = optimization.resolve_strategy(strategy).scope
@@ -169,7 +174,8 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
         visualizations.append(visualize(
             batch, images, augmentation=augmentation, optimizer=optimizer, steps=steps, crops=crops,
             crop_scale=crop_scale, noise=noise, seed=seed, strategy=strategy, crop_chunk=crop_chunk,
-            jit_compile=jit_compile, verbose=verbose, return_visualization=True))
+            relu_redirect_steps=relu_redirect_steps, jit_compile=jit_compile, verbose=verbose,
+            return_visualization=True))
     visualization = optimization.Visualization.concatenate(visualizations)
     if return_visualization:
         return visualization

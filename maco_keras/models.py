@@ -13,6 +13,7 @@ import sys
 from typing import Tuple
 
 import keras
+import tensorflow as tf
 
 SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -107,3 +108,71 @@ def layer_units(model, layer):
     """The number of units of a layer's output: its last axis (logits, or channels)."""
     shape = layer.output.shape
     return int(shape[-1])
+
+
+# Whether redirected ReLUs (see `with_redirected_relu`) pass gradients through dead units.
+# The optimization loop sets it at every step: on for the first `relu_redirect_steps`.
+REDIRECT = tf.Variable(False, trainable=False, name="maco_keras_relu_redirect")
+
+
+def _redirected_relu(x, max_value=None):
+    """ReLU (or ReLU6) whose gradient, while `REDIRECT` is on, also flows through inactive units.
+
+    Lucid's "redirected ReLU": where no gradient gets through an example's ReLU (all its
+    units inactive), the gradient passes anyway, except where it would push an already
+    negative input lower. The forward pass is the plain ReLU.
+    """
+
+    @tf.custom_gradient
+    def relu(x):
+        y = tf.nn.relu(x) if max_value is None else tf.clip_by_value(x, 0.0, max_value)
+
+        def gradient(upstream):
+            inactive = x < 0.0 if max_value is None else (x < 0.0) | (x > max_value)
+            plain = tf.where(inactive, tf.zeros_like(upstream), upstream)
+            # Ascent: a negative upstream gradient would push a negative input lower still.
+            redirected = tf.where((x < 0.0) & (upstream < 0.0), tf.zeros_like(upstream), upstream)
+            flat = tf.reshape(plain, (tf.shape(plain)[0], -1))
+            nothing_through = tf.reshape(tf.reduce_all(tf.equal(flat, 0.0), axis=1),
+                                         [-1] + [1] * (plain.shape.rank - 1))
+            return tf.where(REDIRECT & nothing_through, redirected, plain)
+
+        return y, gradient
+
+    return relu(x)
+
+
+@keras.saving.register_keras_serializable(package="maco_keras")
+def redirected_relu(x):
+    """`keras.activations.relu` with the redirected gradient (see `_redirected_relu`)."""
+    return _redirected_relu(x)
+
+
+@keras.saving.register_keras_serializable(package="maco_keras")
+class RedirectedReLU(keras.layers.ReLU):
+    """`keras.layers.ReLU` (ReLU6 too) with the redirected gradient (see `_redirected_relu`)."""
+
+    def call(self, inputs):
+        if self.negative_slope or self.threshold:
+            return super().call(inputs)  # leaky or thresholded: never dead, nothing to redirect
+        return _redirected_relu(inputs, self.max_value)
+
+
+def with_redirected_relu(model):
+    """A copy of `model`, same weights, whose ReLUs pass gradients through dead units on demand.
+
+    ReLU and ReLU6 layers and `activation="relu"` are replaced; the forward pass is
+    unchanged. The redirect is on while `REDIRECT` is (the loop's `relu_redirect_steps`).
+    """
+    def clone(layer):
+        config = layer.get_config()
+        if type(layer) is keras.layers.ReLU:
+            return RedirectedReLU.from_config(config)
+        if getattr(layer, "activation", None) is keras.activations.relu:
+            config["activation"] = redirected_relu
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
+from . import models as models_lib
 from . import validation
 
 
@@ -147,12 +148,23 @@ _FEATURE_MODELS = weakref.WeakKeyDictionary()
 def clear_feature_models():
     """Forgets the feature models built from users' models."""
     _FEATURE_MODELS.clear()
+    _REDIRECTED_MODELS.clear()
 
 
-def _feature_model(model, outputs):
+_REDIRECTED_MODELS = weakref.WeakKeyDictionary()
+
+
+def _feature_model(model, outputs, redirect_relu=False):
     per_model = _FEATURE_MODELS.setdefault(model, {})
-    key = tuple(id(output) for output in outputs)
+    key = (tuple(id(output) for output in outputs), redirect_relu)
     if key not in per_model:
+        if redirect_relu:
+            # The same layers' outputs, in a copy of the model whose ReLUs can redirect gradients.
+            if model not in _REDIRECTED_MODELS:
+                _REDIRECTED_MODELS[model] = models_lib.with_redirected_relu(model)
+            copy = _REDIRECTED_MODELS[model]
+            outputs = [copy.get_layer(output._keras_history.operation.name).output for output in outputs]
+            model = copy
         per_model[key] = keras.Model(model.inputs, list(outputs))
     return per_model[key]
 
@@ -169,7 +181,7 @@ def _model_input_shape(model, name="objective"):
     return tuple(int(dim) for dim in shape[1:])
 
 
-def _from_xplique(objective):
+def _from_xplique(objective, redirect_relu=False):
     if len(objective.multipliers) == 0:
         raise ValueError("`objective` has no sub-objectives.")
     # Same combination order as Objective.compile(): the cartesian product of masks.
@@ -182,7 +194,7 @@ def _from_xplique(objective):
     ]
     names = [" & ".join(str(objective.names[sub][combo[sub]]) for sub in range(len(combo))) for combo in combinations]
     input_shape = _model_input_shape(objective.model)
-    model = _feature_model(objective.model, objective.layers)
+    model = _feature_model(objective.model, objective.layers, redirect_relu)
     funcs = list(objective.funcs)
     key = ("xplique", id(model), tuple(function_key(f) for f in funcs), tuple(m.shape[1:] for m in masks), len(names))
     return CompiledObjective(model, funcs, masks, np.asarray(objective.multipliers, np.float32), names, input_shape, key)
@@ -205,13 +217,15 @@ def _select(scores, selection):
     return tf.reduce_sum(scores * selection, axis=-1)
 
 
-def compile_objective(objective, units=None, input_shape=None):
+def compile_objective(objective, units=None, input_shape=None, redirect_relu=False):
     """Normalizes an objective. See the module docstring for what is accepted.
 
     Args:
         objective: Xplique `Objective`, `keras.Model` or callable.
         units: output units (int or list) for a Keras model or a callable returning (B, U).
         input_shape: (h, w, C) of the model, required for a plain callable.
+        redirect_relu: compute the objective on a copy of the model whose ReLUs can
+            redirect gradients (`models.with_redirected_relu`); not for a callable.
 
     Returns:
         A `CompiledObjective`.
@@ -221,7 +235,7 @@ def compile_objective(objective, units=None, input_shape=None):
     if isinstance(objective, Objective):
         if units is not None:
             raise ValueError("`units` is only used with a Keras model or a callable; the Objective defines its units.")
-        return _from_xplique(objective)
+        return _from_xplique(objective, redirect_relu)
     if isinstance(objective, keras.Model):
         unit_list = _units(units)
         _model_input_shape(objective)
@@ -229,8 +243,11 @@ def compile_objective(objective, units=None, input_shape=None):
         if num_outputs is not None and max(unit_list) >= num_outputs:
             raise ValueError(f"expected `units` in 0-{num_outputs - 1} (the model has {num_outputs} outputs), "
                              f"received: units={units!r}")
-        return _from_xplique(Objective.neuron(objective, -1, unit_list))
+        return _from_xplique(Objective.neuron(objective, -1, unit_list), redirect_relu)
     if callable(objective):
+        if redirect_relu:
+            raise ValueError("expected a Keras model or an Xplique Objective for a ReLU redirect (a callable's "
+                             "ReLUs cannot be reached), received: relu_redirect_steps > 0 with a callable")
         if input_shape is None or len(tuple(input_shape)) != 3:
             raise ValueError(
                 f"`input_shape` must be the model input (height, width, channels) for a callable objective, got {input_shape}."

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import augmentation as augmentation_lib
+from . import models
 from . import objective as objective_lib
 from . import seeding
 from . import validation
@@ -104,6 +105,8 @@ class LoopSettings:
         verbose: progress bar.
         strategy: a `tf.distribute.Strategy` or None (the current one).
         crop_chunk: crops per image processed at once by a replica, or None (all).
+        relu_redirect_steps: for how many first steps redirected ReLUs pass gradients
+            through dead units (the objective must be compiled with `redirect_relu`).
     """
 
     steps: int
@@ -118,13 +121,14 @@ class LoopSettings:
     verbose: bool = True
     strategy: Optional[tf.distribute.Strategy] = None
     crop_chunk: Optional[int] = None
+    relu_redirect_steps: int = 0
 
     @classmethod
     def make(cls, *, steps: int = 256, crops: int = 32, seed: Optional[int] = None, crop_scale=0.25,
              uniform_noise=0.0, gaussian_noise=0.0, augmentation: Optional[augmentation_lib.Augmentation] = None,
              optimizer: Optional[keras.optimizers.Optimizer] = None, jit_compile: bool = False,
              verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
-             crop_chunk: Optional[int] = None) -> "LoopSettings":
+             crop_chunk: Optional[int] = None, relu_redirect_steps: int = 0) -> "LoopSettings":
         """Validates the arguments (each error names its parameter) and builds the settings.
 
         `crop_scale`, `uniform_noise` and `gaussian_noise` are numbers, callables
@@ -145,9 +149,11 @@ class LoopSettings:
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(f"`optimizer` must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}.")
         split_crops(crops, resolve_strategy(strategy), crop_chunk)
+        if isinstance(relu_redirect_steps, bool) or not isinstance(relu_redirect_steps, int) or relu_redirect_steps < 0:
+            raise ValueError(f"expected an int >= 0, received: relu_redirect_steps={relu_redirect_steps!r}")
         return cls(steps, crops, seed, crop_scales, schedule("uniform_noise", uniform_noise, steps),
                    schedule("gaussian_noise", gaussian_noise, steps), augmentation, optimizer, bool(jit_compile),
-                   bool(verbose), strategy, crop_chunk)
+                   bool(verbose), strategy, crop_chunk, relu_redirect_steps)
 
 
 def default_optimizer(learning_rate=1.0):
@@ -223,7 +229,7 @@ class OptimizationLoop:
     """
 
     def __init__(self, parameterization, objective, num_crops, augmentation, optimizer, jit_compile=False,
-                 strategy=None, crop_chunk=None):
+                 strategy=None, crop_chunk=None, relu_redirect_steps=0):
         self.parameterization = parameterization
         self.objective = objective
         self.num_crops = num_crops
@@ -234,6 +240,7 @@ class OptimizationLoop:
             self.optimizer = optimizer = type(optimizer).from_config(optimizer.get_config())
         self.crops_per_replica, self.crop_chunk = split_crops(num_crops, self.strategy, crop_chunk)
         self.num_chunks = self.crops_per_replica // self.crop_chunk
+        self.relu_redirect_steps = int(relu_redirect_steps)
         # A TPU strategy compiles the replicated step with XLA itself; XLA has no
         # CropAndResize kernel, so crops are cut with gathers there too.
         self.gather = bool(jit_compile) or is_tpu(self.strategy)
@@ -332,7 +339,12 @@ class OptimizationLoop:
     def _first(self, value):
         return self.strategy.experimental_local_results(value)[0]
 
+    def _set_redirect(self, step):
+        if self.relu_redirect_steps:
+            models.REDIRECT.assign(step < self.relu_redirect_steps)
+
     def _gradients_of_step(self, step, seed, masks, multipliers, scale, uniform, gaussian):
+        self._set_redirect(step)
         scores, image_gradient, gradients, _ = self.strategy.run(
             self._replica_gradients, args=(step, seed, masks, multipliers, scale, uniform, gaussian))
         gradients = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in gradients]
@@ -356,6 +368,7 @@ class OptimizationLoop:
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, failed):
+            self._set_redirect(step)
             scores, image_gradient, gradients, non_finite = self.strategy.run(
                 self._replica_gradients,
                 args=(step, seed, masks, multipliers, scales[step], uniforms[step], gaussians[step]))
@@ -422,7 +435,8 @@ def get_loop(parameterization, objective, settings):
     """
     strategy_key = None if settings.strategy is None else id(settings.strategy)
     key = (id(parameterization), objective.key, settings.crops, settings.augmentation,
-           optimizer_key(settings.optimizer), settings.jit_compile, strategy_key, settings.crop_chunk)
+           optimizer_key(settings.optimizer), settings.jit_compile, strategy_key, settings.crop_chunk,
+           settings.relu_redirect_steps)
     entry = _LOOPS.get(key)
     if entry is not None and entry[0]() is parameterization:
         _LOOPS.move_to_end(key)
@@ -430,7 +444,7 @@ def get_loop(parameterization, objective, settings):
         loop.objective = objective  # same structure; carries this call's names
         return loop
     loop = OptimizationLoop(parameterization, objective, settings.crops, settings.augmentation, settings.optimizer,
-                            settings.jit_compile, settings.strategy, settings.crop_chunk)
+                            settings.jit_compile, settings.strategy, settings.crop_chunk, settings.relu_redirect_steps)
     _LOOPS[key] = (weakref.ref(parameterization), loop)
     while len(_LOOPS) > _MAX_LOOPS:
         _LOOPS.popitem(last=False)

@@ -15,7 +15,7 @@ _IMAGES = optimization.ParameterizationCache()
 def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_scale=0.25, crop_scale_std=0.1,
          crop_scale_of="area", noise=0.1, learning_rate=1.0, optimizer=None, values_range=(-1.0, 1.0), magnitude=None, seed=None,
          jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
-         crop_chunk=None, batch_size=None):
+         crop_chunk=None, batch_size=None, relu_redirect_steps=0):
     """Optimizes N images, one per objective, by their Fourier phase at a fixed magnitude.
 
     All N objectives are optimized together in one batch: each step draws `crops` random
@@ -62,6 +62,9 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
             divide the crops per replica. Default None: all at once.
         batch_size: objectives optimized together (default None: all N at once); memory
             grows with `batch_size x crop_chunk`, not with N.
+        relu_redirect_steps: for the first this many steps (default 0: off), the model's
+            ReLUs pass gradients through dead units (Lucid's redirected ReLU), so that
+            internal units that start inactive can wake up. The forward pass is unchanged.
 
     Returns:
         (images, transparency): float32 arrays (N, H, W, C); images in `values_range`,
@@ -96,4 +99,4 @@ def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_sca
         augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std), crop_scale_of=crop_scale_of),
         optimizer=optimizer if optimizer is not None else optimization.default_optimizer(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
-        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size)
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size, relu_redirect_steps=relu_redirect_steps)

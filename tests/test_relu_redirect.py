@@ -1,0 +1,68 @@
+"""The opt-in ReLU gradient redirect: dead units get a gradient in the first steps, then plain ReLU."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import maco_keras
+from maco_keras import Objective, models, optimization
+from maco_keras import objective as objective_lib
+from maco_keras.augmentation import Augmentation
+from maco_keras.parameterization import MacoImage
+
+from conftest import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def dead_model():
+    """The tiny model with channel 3 of conv2 dead: a bias so negative that its ReLU never fires."""
+    model = build_tiny_model()
+    kernel, bias = model.get_layer("conv2").get_weights()
+    bias[3] = -100.0
+    model.get_layer("conv2").set_weights([kernel, bias])
+    return model
+
+
+def _phase_gradient(model, redirect, step, redirect_steps=4):
+    compiled = objective_lib.compile_objective(Objective.channel(model, "conv2", [3]), redirect_relu=redirect)
+    images = MacoImage(1, 40, values_range=(-1, 1))
+    loop = optimization.OptimizationLoop(images, compiled, 2, Augmentation(), optimization.default_optimizer(),
+                                         relu_redirect_steps=redirect_steps if redirect else 0)
+    images.reset(0)
+    scores, _, gradients = loop.step_gradients(step, 0, compiled.masks, compiled.multipliers, 0.5, 0.0)
+    return scores, gradients[0]
+
+
+def test_redirect_gives_a_gradient_where_plain_relu_gives_none(dead_model):
+    scores, plain = _phase_gradient(dead_model, redirect=False, step=0)
+    assert scores[0] == 0.0 and np.all(plain == 0.0)
+    _, redirected = _phase_gradient(dead_model, redirect=True, step=0)
+    assert np.abs(redirected).max() > 0.0
+    # After the first `relu_redirect_steps` steps the gradient is plain ReLU's again.
+    _, later = _phase_gradient(dead_model, redirect=True, step=4)
+    assert np.all(later == 0.0)
+
+
+def test_redirected_copy_computes_the_same_forward_pass(dead_model):
+    copy = models.with_redirected_relu(dead_model)
+    inputs = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=1)
+    np.testing.assert_array_equal(copy(inputs).numpy(), dead_model(inputs).numpy())
+    assert [layer.activation.__name__ for layer in copy.layers[:2]] == ["redirected_relu"] * 2
+    relu6 = keras.Sequential([keras.Input((4,)), keras.layers.ReLU(6.0)])
+    assert type(models.with_redirected_relu(relu6).layers[-1]).__name__ == "RedirectedReLU"
+
+
+def test_maco_wakes_a_dead_channel_with_the_redirect(dead_model):
+    objective = Objective.channel(dead_model, "conv2", [3])
+    kwargs = dict(steps=12, image_size=40, crops=2, seed=0, verbose=False)
+    start = MacoImage(1, 40, values_range=(-1, 1))
+    start.reset(0)
+    still, _ = maco_keras.maco(objective, **kwargs)
+    np.testing.assert_array_equal(still, start().numpy())  # no gradient: nothing moves
+    moved, _ = maco_keras.maco(objective, relu_redirect_steps=6, **kwargs)
+    assert np.abs(moved - start().numpy()).max() > 0.01
+    with pytest.raises(ValueError, match="relu_redirect_steps"):
+        maco_keras.maco(objective, relu_redirect_steps=-1, **kwargs)
+    with pytest.raises(ValueError, match="callable"):
+        maco_keras.maco(lambda x: dead_model(x)[:, 0], input_shape=(32, 32, 3), relu_redirect_steps=2, **kwargs)
