@@ -6,7 +6,10 @@ and a per-image min-max stretch after the sigmoid. They run on the same compiled
 crops and noise code as `maco`, with the same call shape and return values.
 """
 
+from typing import Optional, Sequence, Tuple, Union
+
 import keras
+import tensorflow as tf
 
 from . import augmentation as augmentation_lib
 from . import parameterization as parameterization_lib
@@ -35,10 +38,15 @@ def _augmentation(transforms):
     raise ValueError(f"`transforms` must be 'standard', 'none' or an Augmentation, got {transforms!r}.")
 
 
-def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, transforms="standard", noise=0.0,
-            learning_rate=0.05, optimizer=None, values_range=(-1.0, 1.0), decay_power=0.85, std=0.01, seed=None,
-            jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
-            crop_chunk=None, batch_size=None):
+def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps: int = 256,
+            image_size: Union[int, Tuple[int, int]] = 512, crops: int = 32,
+            transforms: Union[str, augmentation_lib.Augmentation] = "standard", noise: float = 0.0,
+            learning_rate: float = 0.05, optimizer: Optional[keras.optimizers.Optimizer] = None,
+            values_range: Tuple[float, float] = (-1.0, 1.0), decay_power: float = 0.85, std: float = 0.01,
+            seed: Optional[int] = None, jit_compile: bool = False, verbose: bool = True,
+            input_shape: Optional[Tuple[int, int, int]] = None, return_visualization: bool = False,
+            strategy: Optional[tf.distribute.Strategy] = None, crop_chunk: Optional[int] = None,
+            batch_size: Optional[int] = None, relu_redirect_steps: int = 0):
     """Olah et al.'s Fourier feature visualization (the paper's "Fourier" baseline).
 
     Args:
@@ -47,7 +55,8 @@ def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, trans
         noise: U(-a, a) noise amplitude as a fraction of the `values_range` span (default 0).
         learning_rate: Adam learning rate (Xplique's 0.05); ignored if `optimizer` is given.
         decay_power, std: see `FourierImage`.
-        The other arguments (`strategy`, `crop_chunk`, `batch_size` included) and the
+        The other arguments (`strategy`, `crop_chunk`, `batch_size`, `relu_redirect_steps`
+        included) and the
         return value are `maco`'s.
     """
     augmentation, scale = _augmentation(transforms)
@@ -62,13 +71,18 @@ def fourier(objective, units=None, *, steps=256, image_size=512, crops=32, trans
         values_range=values_range, seed=seed, augmentation=augmentation,
         optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
-        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size)
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size,
+        relu_redirect_steps=relu_redirect_steps)
 
 
-def pixel(objective, units=None, *, steps=256, image_size=512, crops=32, transforms="standard", noise=0.0,
-          learning_rate=0.05, optimizer=None, values_range=(-1.0, 1.0), std=0.01, seed=None,
-          jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
-            crop_chunk=None, batch_size=None):
+def pixel(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps: int = 256,
+          image_size: Union[int, Tuple[int, int]] = 512, crops: int = 32,
+          transforms: Union[str, augmentation_lib.Augmentation] = "standard", noise: float = 0.0,
+          learning_rate: float = 0.05, optimizer: Optional[keras.optimizers.Optimizer] = None,
+          values_range: Tuple[float, float] = (-1.0, 1.0), std: float = 0.01, seed: Optional[int] = None,
+          jit_compile: bool = False, verbose: bool = True, input_shape: Optional[Tuple[int, int, int]] = None,
+          return_visualization: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
+          crop_chunk: Optional[int] = None, batch_size: Optional[int] = None, relu_redirect_steps: int = 0):
     """Pixel-space feature visualization with the standard transformations (the paper's "CBR").
 
     Args: as `fourier`, without `decay_power`.
@@ -84,4 +98,5 @@ def pixel(objective, units=None, *, steps=256, image_size=512, crops=32, transfo
         values_range=values_range, seed=seed, augmentation=augmentation,
         optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
-        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size)
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size,
+        relu_redirect_steps=relu_redirect_steps)

@@ -76,6 +76,8 @@ def build_parser():
     visualize.add_argument("--values-range", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
                            help="model input range (default: 0 255 for keras.applications, else -1 1)")
     visualize.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
+    visualize.add_argument("--relu-redirect-steps", type=_non_negative_int, default=0,
+                           help="let gradients through dead ReLUs for the first N steps (default 0: off)")
     visualize.add_argument("--strategy", choices=("none", "mirrored", "tpu"), default="none",
                            help="mirrored: every GPU of the machine; tpu: the TPU's cores (default: one device)")
     visualize.add_argument("--shard", default="0/1", help="I/N: this process takes every N-th unit from the I-th "
@@ -156,6 +158,7 @@ class VisualizeJob:
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
+                    "relu_redirect_steps": args.relu_redirect_steps,
                     "weights": args.weights if loaded.values_range is not None else None}
         self.manifest = self.folder.open(
             {"model": loaded.source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,
@@ -196,7 +199,7 @@ class VisualizeJob:
             visualization = method(
                 self.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
                 values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
-                crop_chunk=args.crop_chunk, return_visualization=True)
+                crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps, return_visualization=True)
             seconds = (time.perf_counter() - unit_started) / len(batch)
             for index, unit in enumerate(batch):
                 scores = visualization.scores[:, index]  # in the unit's own value

@@ -1,6 +1,10 @@
 """`maco`: MACO feature visualization (Fel et al., NeurIPS 2023), a preset of the shared loop."""
 
+from typing import Callable, Optional, Sequence, Tuple, Union
+
+import keras
 import numpy as np
+import tensorflow as tf
 
 from . import augmentation as augmentation_lib
 from . import optimization
@@ -12,10 +16,34 @@ from . import engine
 _IMAGES = optimization.ParameterizationCache()
 
 
-def maco(objective, units=None, *, steps=256, image_size=512, crops=32, crop_scale=0.25, crop_scale_std=0.1,
-         crop_scale_of="area", noise=0.1, learning_rate=1.0, optimizer=None, values_range=(-1.0, 1.0), magnitude=None, seed=None,
-         jit_compile=False, verbose=True, input_shape=None, return_visualization=False, strategy=None,
-         crop_chunk=None, batch_size=None, relu_redirect_steps=0):
+Schedule = Union[float, Callable[[int], float], Sequence[float]]
+
+
+def maco(
+    objective,
+    units: Optional[Union[int, Sequence[int]]] = None,
+    *,
+    steps: int = 256,
+    image_size: Union[int, Tuple[int, int]] = 512,
+    crops: int = 32,
+    crop_scale: Schedule = 0.25,
+    crop_scale_std: float = 0.1,
+    crop_scale_of: str = "area",
+    noise: Schedule = 0.1,
+    learning_rate: float = 1.0,
+    optimizer: Optional[keras.optimizers.Optimizer] = None,
+    values_range: Tuple[float, float] = (-1.0, 1.0),
+    magnitude: Optional[np.ndarray] = None,
+    seed: Optional[int] = None,
+    jit_compile: bool = False,
+    verbose: bool = True,
+    input_shape: Optional[Tuple[int, int, int]] = None,
+    return_visualization: bool = False,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    crop_chunk: Optional[int] = None,
+    batch_size: Optional[int] = None,
+    relu_redirect_steps: int = 0,
+):
     """Optimizes N images, one per objective, by their Fourier phase at a fixed magnitude.
 
     All N objectives are optimized together in one batch: each step draws `crops` random
