@@ -163,16 +163,17 @@ def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0
     if image.shape[0] < height or image.shape[1] < width:
         image = tf.image.resize(image, (max(height, image.shape[0]), max(width, image.shape[1]))).numpy()
     objective = unit if isinstance(unit, Objective) else Objective.neuron(model, -1, [int(unit)])
-    layer_name = find_layer(model, layer).name
+    kept_layer = find_layer(model, layer)
+    layer_name = kept_layer.name
     extractor = metrics.feature_model(model, layer_name, pool=True)
     reference = metrics.model_outputs(extractor, tf.image.resize(image[None], (height, width)).numpy())
-    spatial_axes = list(range(1, len(find_layer(model, layer).output.shape) - 1))
+    spatial_axes = list(range(1, len(kept_layer.output.shape) - 1))
 
     def keep_close(output, reference):
         pooled = tf.reduce_mean(tf.cast(output, tf.float32), axis=spatial_axes) if spatial_axes else output
         return -tf.reduce_mean(tf.square(pooled - reference), axis=-1)
 
-    objective = objective + Objective(model, [find_layer(model, layer).output],
+    objective = objective + Objective(model, [kept_layer.output],
                                       [reference.astype(np.float32)], [keep_close], [float(weight)],
                                       [[f"Keep#{layer_name}"]])
     if magnitude not in ("image", "imagenet"):
