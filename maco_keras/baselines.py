@@ -46,7 +46,8 @@ def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, ste
             seed: Optional[int] = None, jit_compile: bool = False, verbose: bool = True,
             input_shape: Optional[Tuple[int, int, int]] = None, return_visualization: bool = False,
             strategy: Optional[tf.distribute.Strategy] = None, crop_chunk: Optional[int] = None,
-            batch_size: Optional[int] = None, relu_redirect_steps: int = 0):
+            batch_size: Optional[int] = None, relu_redirect_steps: int = 0,
+            snapshot_steps: Sequence[int] = ()):
     """Olah et al.'s Fourier feature visualization (the paper's "Fourier" baseline).
 
     Args:
@@ -55,9 +56,8 @@ def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, ste
         noise: U(-a, a) noise amplitude as a fraction of the `values_range` span (default 0).
         learning_rate: Adam learning rate (Xplique's 0.05); ignored if `optimizer` is given.
         decay_power, std: see `FourierImage`.
-        The other arguments (`strategy`, `crop_chunk`, `batch_size`, `relu_redirect_steps`
-        included) and the
-        return value are `maco`'s.
+        The other arguments (`strategy`, `crop_chunk`, `batch_size`, `relu_redirect_steps`,
+        `snapshot_steps` included) and the return value are `maco`'s.
     """
     augmentation, scale = _augmentation(transforms)
 
@@ -72,7 +72,7 @@ def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, ste
         optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
         strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size,
-        relu_redirect_steps=relu_redirect_steps)
+        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps)
 
 
 def pixel(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps: int = 256,
@@ -82,7 +82,8 @@ def pixel(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps
           values_range: Tuple[float, float] = (-1.0, 1.0), std: float = 0.01, seed: Optional[int] = None,
           jit_compile: bool = False, verbose: bool = True, input_shape: Optional[Tuple[int, int, int]] = None,
           return_visualization: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
-          crop_chunk: Optional[int] = None, batch_size: Optional[int] = None, relu_redirect_steps: int = 0):
+          crop_chunk: Optional[int] = None, batch_size: Optional[int] = None, relu_redirect_steps: int = 0,
+          snapshot_steps: Sequence[int] = ()):
     """Pixel-space feature visualization with the standard transformations (the paper's "CBR").
 
     Args: as `fourier`, without `decay_power`.
@@ -99,4 +100,4 @@ def pixel(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps
         optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
         strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size,
-        relu_redirect_steps=relu_redirect_steps)
+        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps)

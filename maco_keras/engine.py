@@ -77,6 +77,7 @@ def visualize(
     jit_compile: bool = False,
     verbose: bool = True,
     return_visualization: bool = False,
+    snapshot_steps: Sequence[int] = (),
 ):
     """Optimizes the images of any parameterization for an objective, with any augmentation.
 
@@ -104,7 +105,7 @@ def visualize(
             `values_range` span (default 0.1); same forms.
         seed: int; the same seed gives the same images (default None: random).
         strategy, crop_chunk, relu_redirect_steps, jit_compile, verbose,
-            return_visualization: see `maco`.
+            return_visualization, snapshot_steps: see `maco`.
 
     Returns:
         (images, transparency), float32 arrays (N, H, W, C), or the `Visualization`.
@@ -123,7 +124,7 @@ def visualize(
     settings = optimization.LoopSettings.make(
         steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=uniform, augmentation=augmentation,
         optimizer=optimizer, jit_compile=jit_compile, verbose=verbose, strategy=strategy, crop_chunk=crop_chunk,
-        relu_redirect_steps=relu_redirect_steps)
+        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps)
     compiled = compile_for(objective, units, input_shape, parameterization.image_size,
                            redirect_relu=relu_redirect_steps > 0)
     visualization = run(parameterization, compiled, settings)
@@ -134,7 +135,8 @@ def visualize(
 
 def run_method(objective, units, input_shape, *, make_images, cache, steps, image_size, crops, crop_scale, noise,
                values_range, seed, augmentation, optimizer, jit_compile, verbose, return_visualization,
-               prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None, relu_redirect_steps=0):
+               prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None, relu_redirect_steps=0,
+               snapshot_steps=()):
     """What the presets (`maco`, `fourier`, `pixel`) share: validate, compile, reuse a parameterization, `visualize`.
 
     Args:
@@ -155,7 +157,8 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
     optimization.LoopSettings.make(
         steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=optimization.schedule(
             "noise", noise, validation.positive_int("steps", steps)), augmentation=augmentation, optimizer=optimizer,
-        strategy=strategy, crop_chunk=crop_chunk, relu_redirect_steps=relu_redirect_steps)
+        strategy=strategy, crop_chunk=crop_chunk, relu_redirect_steps=relu_redirect_steps,
+        snapshot_steps=snapshot_steps)
     if batch_size is not None:
         batch_size = validation.positive_int("batch_size", batch_size)
     compiled = compile_for(objective, units, input_shape, size, redirect_relu=relu_redirect_steps > 0)
@@ -175,7 +178,7 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
             batch, images, augmentation=augmentation, optimizer=optimizer, steps=steps, crops=crops,
             crop_scale=crop_scale, noise=noise, seed=seed, strategy=strategy, crop_chunk=crop_chunk,
             relu_redirect_steps=relu_redirect_steps, jit_compile=jit_compile, verbose=verbose,
-            return_visualization=True))
+            return_visualization=True, snapshot_steps=snapshot_steps))
     visualization = optimization.Visualization.concatenate(visualizations)
     if return_visualization:
         return visualization

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import weakref
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import keras
 import numpy as np
@@ -54,12 +54,15 @@ class Visualization:
             in the units' own values (a logit as the logit, a channel as its spatial mean;
             see `CompiledObjective.scores`).
         names: the N objective names.
+        snapshots: {step: (images, transparency)} after each of the run's `snapshot_steps`
+            (empty by default): with constant settings, what a run of that many steps gives.
     """
 
     images: np.ndarray
     transparency: np.ndarray
     scores: np.ndarray
     names: List[str]
+    snapshots: Dict[int, Tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def concatenate(cls, visualizations):
@@ -71,6 +74,8 @@ class Visualization:
             transparency=np.concatenate([v.transparency for v in visualizations]),
             scores=np.concatenate([v.scores for v in visualizations], axis=1),
             names=[name for v in visualizations for name in v.names],
+            snapshots={step: tuple(np.concatenate([v.snapshots[step][i] for v in visualizations]) for i in (0, 1))
+                       for step in visualizations[0].snapshots},
         )
 
 
@@ -107,6 +112,8 @@ class LoopSettings:
         crop_chunk: crops per image processed at once by a replica, or None (all).
         relu_redirect_steps: for how many first steps redirected ReLUs pass gradients
             through dead units (the objective must be compiled with `redirect_relu`).
+        snapshot_steps: sorted steps in [1, steps] after which the images and transparency
+            are kept (`Visualization.snapshots`); the loop pauses there, it is not retraced.
     """
 
     steps: int
@@ -122,13 +129,15 @@ class LoopSettings:
     strategy: Optional[tf.distribute.Strategy] = None
     crop_chunk: Optional[int] = None
     relu_redirect_steps: int = 0
+    snapshot_steps: Tuple[int, ...] = ()
 
     @classmethod
     def make(cls, *, steps: int = 256, crops: int = 32, seed: Optional[int] = None, crop_scale=0.25,
              uniform_noise=0.0, gaussian_noise=0.0, augmentation: Optional[augmentation_lib.Augmentation] = None,
              optimizer: Optional[keras.optimizers.Optimizer] = None, jit_compile: bool = False,
              verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
-             crop_chunk: Optional[int] = None, relu_redirect_steps: int = 0) -> "LoopSettings":
+             crop_chunk: Optional[int] = None, relu_redirect_steps: int = 0,
+             snapshot_steps=()) -> "LoopSettings":
         """Validates the arguments (each error names its parameter) and builds the settings.
 
         `crop_scale`, `uniform_noise` and `gaussian_noise` are numbers, callables
@@ -153,7 +162,20 @@ class LoopSettings:
             raise ValueError(f"expected an int >= 0, received: relu_redirect_steps={relu_redirect_steps!r}")
         return cls(steps, crops, seed, crop_scales, schedule("uniform_noise", uniform_noise, steps),
                    schedule("gaussian_noise", gaussian_noise, steps), augmentation, optimizer, bool(jit_compile),
-                   bool(verbose), strategy, crop_chunk, relu_redirect_steps)
+                   bool(verbose), strategy, crop_chunk, relu_redirect_steps, snapshot_list(snapshot_steps, steps))
+
+
+def snapshot_list(snapshot_steps, steps):
+    """`snapshot_steps` as a sorted tuple of distinct ints in [1, steps], or an error naming it."""
+    try:
+        values = sorted(set(int(step) for step in snapshot_steps if step == int(step) and not isinstance(step, bool)))
+        valid = len(values) == len(set(snapshot_steps)) and all(1 <= step <= steps for step in values)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"expected `snapshot_steps` to be ints in [1, steps={steps}], "
+                         f"received: snapshot_steps={snapshot_steps!r}")
+    return tuple(values)
 
 
 def default_optimizer(learning_rate=1.0):
@@ -412,15 +434,22 @@ class OptimizationLoop:
         schedules = [tf.constant(values, tf.float32) for values in (crop_scales, uniform_noise, gaussian_noise)]
         progress = keras.utils.Progbar(steps, stateful_metrics=["score"]) if verbose else None
         chunk = max(1, math.ceil(steps / 50)) if verbose else steps
-        for start in range(0, steps, chunk):
-            stop = min(steps, start + chunk)
+        # The loop pauses (Python runs) at the progress updates and the snapshots only.
+        stops = sorted(set(range(chunk, steps, chunk)) | set(settings.snapshot_steps) | {steps})
+        snapshots = {}
+        for start, stop in zip([0] + stops[:-1], stops):
             failed = int(self._run_steps(tf.constant(start), tf.constant(stop), tf.constant(seed),
                                          masks, multipliers, *schedules))
             if failed >= 0:
                 raise NonFiniteError(failed, self._current(failed))
+            if stop in settings.snapshot_steps:
+                current = self._current(stop)
+                snapshots[stop] = (current.images, current.transparency)
             if progress is not None:
                 progress.update(stop, values=[("score", float(np.mean(self.history.numpy()[stop - 1])))])
-        return self._current(steps)
+        result = self._current(steps)
+        result.snapshots = snapshots
+        return result
 
 
 _LOOPS = collections.OrderedDict()

@@ -43,6 +43,7 @@ def maco(
     crop_chunk: Optional[int] = None,
     batch_size: Optional[int] = None,
     relu_redirect_steps: int = 0,
+    snapshot_steps: Sequence[int] = (),
 ):
     """Optimizes N images, one per objective, by their Fourier phase at a fixed magnitude.
 
@@ -93,6 +94,10 @@ def maco(
         relu_redirect_steps: for the first this many steps (default 0: off), the model's
             ReLUs pass gradients through dead units (Lucid's redirected ReLU), so that
             internal units that start inactive can wake up. The forward pass is unchanged.
+        snapshot_steps: steps in [1, steps] after which the images and transparency are
+            also kept, in the `Visualization`'s `snapshots` (default (): none). With
+            constant settings a snapshot at step s is what a run of s steps gives, so one
+            run shows several budgets.
 
     Returns:
         (images, transparency): float32 arrays (N, H, W, C); images in `values_range`,
@@ -127,4 +132,5 @@ def maco(
         augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std), crop_scale_of=crop_scale_of),
         optimizer=optimizer if optimizer is not None else optimization.default_optimizer(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
-        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size, relu_redirect_steps=relu_redirect_steps)
+        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size, relu_redirect_steps=relu_redirect_steps,
+        snapshot_steps=snapshot_steps)

@@ -51,6 +51,24 @@ def test_maco_is_visualize_with_a_maco_image(tiny_model):
     np.testing.assert_allclose(direct[0], preset[0], atol=1e-6)
 
 
+def test_snapshots_are_what_shorter_runs_give(tiny_model):
+    # Constant settings: the state after s of n steps is the result of an s-step run.
+    kwargs = dict(units=[1, 4], image_size=40, crops=3, seed=7, verbose=False, return_visualization=True)
+    long = maco_keras.maco(tiny_model, steps=9, snapshot_steps=[3, 6], **kwargs)
+    assert sorted(long.snapshots) == [3, 6]
+    for steps in (3, 6):
+        short = maco_keras.maco(tiny_model, steps=steps, **kwargs)
+        np.testing.assert_array_equal(long.snapshots[steps][0], short.images)
+        np.testing.assert_allclose(long.snapshots[steps][1], short.transparency, rtol=1e-6)
+    assert not np.array_equal(long.snapshots[3][0], long.images)
+    # Batches' snapshots are concatenated like their images.
+    batched = maco_keras.maco(tiny_model, steps=9, snapshot_steps=[3], batch_size=1, **kwargs)
+    np.testing.assert_array_equal(batched.snapshots[3][0], maco_keras.maco(tiny_model, steps=3, batch_size=1, **kwargs).images)
+    loops = [loop for loop in optimization.cached_loops()
+             if isinstance(loop.parameterization, MacoImage) and loop.parameterization.num_images == 2]
+    assert [loop.trace_count for loop in loops] == [1]
+
+
 @pytest.mark.parametrize("parameterization, error, message", [
     ("images", TypeError, "parameterization"),
     (lambda: MacoImage(3, 40), ValueError, "parameterization.num_images=3"),

@@ -44,6 +44,10 @@ CASES = [
     (dict(units=[1], seed="x"), TypeError, "seed"),
     (dict(units=[1], optimizer="adam"), TypeError, "optimizer"),
     (dict(units=[1], learning_rate=-1.0), ValueError, "learning_rate"),
+    (dict(units=[1], snapshot_steps=[0]), ValueError, "snapshot_steps"),
+    (dict(units=[1], snapshot_steps=[6]), ValueError, "snapshot_steps"),
+    (dict(units=[1], snapshot_steps=3), ValueError, "snapshot_steps"),
+    (dict(units=[1], snapshot_steps=[2.5]), ValueError, "snapshot_steps"),
 ]
 
 
