@@ -63,3 +63,37 @@ def floor_steps(model, batch, steps):
 
     return run
 
+
+
+def load_natural(shared, size, values_range=(-1.0, 1.0)):
+    """The 500 sample images (one per odd class), centre square resized to `size`, in
+    `values_range`; and their classes."""
+    import tensorflow as tf
+
+    files = sorted((shared / "imagenet-samples").glob("*.JPEG"))
+    low, high = values_range
+    images = []
+    for path in files:
+        image = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3)
+        side = min(image.shape[:2])
+        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        image = tf.image.resize(image[top:top + side, left:left + side], (size, size), antialias=True)
+        images.append(image.numpy() / 255.0 * (high - low) + low)
+    import numpy as np
+
+    return np.stack(images).astype(np.float32), np.arange(len(files)) * 2 + 1
+
+
+def write_section(path, name, text):
+    """Replaces the section `name` of a Markdown file (between `<!-- name -->` and
+    `<!-- /name -->`), or appends it; written to a temporary file, then renamed."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{start}\n{text.rstrip()}\n{end}\n"
+    old = path.read_text() if path.exists() else ""
+    if start in old and end in old:
+        new = old[:old.index(start)] + block + old[old.index(end) + len(end):].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old else "") + block
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(new)
+    os.replace(temporary, path)

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
-from common import REPO, markdown_table, shared_dir  # noqa: E402
+from common import REPO, load_natural, markdown_table, shared_dir, write_section  # noqa: E402
 from maco_keras import baselines, metrics, plots, xplique_compat  # noqa: E402
 
 VALUES_RANGE = (-1.0, 1.0)  # the shared models' input range
@@ -86,19 +86,6 @@ def methods(args):
 def pick_classes(count):
     """`count` odd class indices spread evenly over ImageNet (odd: they have a sample image)."""
     return [int(c) for c in np.unique(np.linspace(0, 499, count).round().astype(int)) * 2 + 1]
-
-
-def load_natural(shared, size):
-    """The 500 sample images, centre square, resized to `size`, in VALUES_RANGE; and their classes."""
-    files = sorted((shared / "imagenet-samples").glob("*.JPEG"))
-    images = []
-    for path in files:
-        image = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3)
-        side = min(image.shape[:2])
-        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-        image = tf.image.resize(image[top:top + side, left:left + side], (size, size), antialias=True)
-        images.append(image.numpy() / 127.5 - 1.0)
-    return np.stack(images).astype(np.float32), np.arange(len(files)) * 2 + 1
 
 
 def run_methods(args, model, classes, out):
@@ -296,7 +283,7 @@ def write_results(args, rows, seconds, classes, labels, profiles, path, command,
     lines.append(markdown_table(["images"] + [str(i) for i in picks if i < len(next(iter(profiles.values())))],
                                 profile_rows))
     lines.append("")
-    path.write_text("\n".join(lines))
+    write_section(path, "paper-tables", "\n".join(lines))
 
 
 def main():

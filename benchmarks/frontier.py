@@ -1,0 +1,356 @@
+"""Quality against compute: MACO, its variants and the baselines at several budgets, on two subjects.
+
+For each subject (a visualized network: the shared MobileNetV2 and EfficientNet-Lite0, two
+families), each method visualizes the logits of `--classes` ImageNet classes with each
+seed, at several step budgets, and every set of pictures is scored with the paper's
+metrics next to the *real photos* of the same classes (the ceiling):
+- plausibility: 1-NN distance of each picture to the reference photos in the pooled
+  `conv_pw_11_relu` features of MobileNetV1-0.5 (lower is better);
+- FID and KID: pooled `conv_pw_13_relu` features of MobileNetV1-0.5, 299/512 centre crops,
+  against the reference photos (lower is better; FID is biased upwards at this sample size,
+  KID is not, and every row has the same sample size);
+- transferability: top-1 / top-5 accuracy of the networks that did not make the picture
+  (MobileNetV1-0.5, MobileNetV1-0.25 and the other subject), averaged, on the whole
+  picture (the paper's protocol) and on its central half (the scale the crops showed);
+- logit: the target logit in the subject itself (whole picture).
+Held out: the 500 shared photos are one per odd class; the photos of classes 1 mod 4 are the
+reference set, and the classes visualized are taken evenly among the others (3 mod 4),
+leaving out the 20 classes of the paper tables. The real-photo row scores the visualized
+classes' own photos, which are not in the reference set, exactly like the pictures.
+
+Time: wall seconds per picture on this machine, from the steady (already traced) calls.
+Methods whose settings do not depend on the step count run once to the largest budget and
+keep snapshots at the others (`snapshot_steps`: the same images as shorter runs); methods
+with step-dependent schedules run once per budget. Every finished run is saved under
+`--out` and reused by a rerun with the same settings. Writes a section of `--results`
+and `figures/frontier.png`.
+
+Run:    python benchmarks/frontier.py                                   # about 3 h on 2 cores
+        python benchmarks/frontier.py --classes 2 --seeds 0 --budgets 4 8 --subjects mobilenet_v2 \\
+            --methods MACO Fourier --results /tmp/frontier.md             # a minute
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from xplique.features_visualizations import Objective  # noqa: E402
+from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
+
+import maco_keras  # noqa: E402
+from common import REPO, load_natural, markdown_table, shared_dir, write_section  # noqa: E402
+from maco_keras import baselines, metrics, plots  # noqa: E402
+
+VALUES_RANGE = (-1.0, 1.0)  # the shared models' input range
+SUBJECTS = {"mobilenet_v2": ("MobileNetV2", "mobilenet_v2_1.0_224.keras"),
+            "efficientnet_lite0": ("EfficientNet-Lite0", "efficientnet_lite0_224.keras")}
+JUDGES = {"MobileNetV1-0.5": "mobilenet_v1_0.5_160.keras", "MobileNetV1-0.25": "mobilenet_v1_0.25_128.keras"}
+PAPER_TABLE_CLASSES = {1, 53, 107, 159, 211, 263, 317, 369, 421, 473, 527, 579, 631, 683, 737, 789, 841, 893, 947, 999}
+METRICS = [  # key, column title, format, higher is better
+    ("plausibility", "plausibility", ".2f", False),
+    ("fid", "FID", ".0f", False),
+    ("kid", "KID", ".2f", False),
+    ("transfer1", "transfer top-1", ".2f", True),
+    ("transfer5", "transfer top-5", ".2f", True),
+    ("centre1", "centre top-1", ".2f", True),
+    ("centre5", "centre top-5", ".2f", True),
+    ("logit", "logit", ".1f", True),
+]
+
+
+@dataclasses.dataclass
+class Method:
+    """How a method makes pictures.
+
+    Attributes:
+        run: `(model, classes, seed, steps, snapshot_steps) -> {steps: (images, transparency)}`.
+        snapshots: whether one long run gives every budget (settings independent of the length).
+        note: what it is, for the table.
+        source, post: a method that only post-processes another's pictures names it and
+            maps its (images, transparency) to pictures (nothing is optimized again).
+    """
+
+    run: Optional[Callable]
+    snapshots: bool
+    note: str
+    source: Optional[str] = None
+    post: Optional[Callable] = None
+
+
+def per_budget(function):
+    """Marks a setting that depends on the run's length: `steps -> value`."""
+    function.per_budget = True
+    return function
+
+
+def maco_method(note, **overrides):
+    def run(model, classes, seed, steps, snapshot_steps):
+        kwargs = {"crops": 32, **{key: value(steps) if getattr(value, "per_budget", False) else value
+                                  for key, value in overrides.items()}}
+        result = maco_keras.maco(model, units=classes, seed=seed, steps=steps, values_range=VALUES_RANGE,
+                                 verbose=False, return_visualization=True, snapshot_steps=snapshot_steps, **kwargs)
+        return {**result.snapshots, steps: (result.images, result.transparency)}
+
+    return Method(run, not any(getattr(value, "per_budget", False) for value in overrides.values()), note)
+
+
+def baseline_method(function, note):
+    def run(model, classes, seed, steps, snapshot_steps):
+        result = function(model, units=classes, seed=seed, steps=steps, values_range=VALUES_RANGE, verbose=False,
+                          return_visualization=True, snapshot_steps=snapshot_steps)
+        return {**result.snapshots, steps: (result.images, result.transparency)}
+
+    return Method(run, True, note)
+
+
+def xplique_run(model, classes, seed, steps, snapshot_steps):
+    np.random.seed(seed)  # Xplique draws its phase from NumPy and its crops from TF
+    tf.random.set_seed(seed)
+    outputs = [xplique_maco(Objective.neuron(model, -1, int(unit)), nb_steps=steps, values_range=VALUES_RANGE)
+               for unit in classes]
+    return {steps: (np.stack([np.asarray(o[0]) for o in outputs]), np.stack([np.asarray(o[1]) / steps for o in outputs]))}
+
+
+METHODS = {
+    "MACO": maco_method("today's defaults: 32 crops of N(0.25, 0.1) of the area, noise 0.1, NAdam lr 1.0"),
+    "MACO, composited": Method(None, True, "today's MACO composited over grey with its transparency", source="MACO",
+                               post=lambda images, transparency: plots.apply_transparency(images, transparency,
+                                                                                          VALUES_RANGE)),
+    "MACO, lr 1 to 0.1 (cosine)": maco_method(
+        "learning rate decayed from 1.0 to 0.1 over the run (cosine)",
+        optimizer=per_budget(lambda steps: keras.optimizers.Nadam(
+            keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1)))),
+    "MACO, crop scale 0.5 to 0.25": maco_method(
+        "mean crop area decreasing linearly from 0.5 to 0.25 of the image (large structure first)",
+        crop_scale=per_budget(lambda steps: np.linspace(0.5, 0.25, steps))),
+    "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),
+    "Fourier": baseline_method(baselines.fourier, "Lucid's Fourier parameterization (decay 0.85, Adam 0.05)"),
+    "CBR": baseline_method(baselines.pixel, "pixels (Adam 0.05)"),
+    "Xplique maco": Method(xplique_run, False, "xplique.features_visualizations.maco, its defaults"),
+}
+
+
+def pick_classes(count):
+    """`count` classes among the held-out ones (3 mod 4, not in the paper tables), spread evenly."""
+    candidates = [c for c in range(3, 1000, 4) if c not in PAPER_TABLE_CLASSES]
+    return [candidates[i] for i in np.unique(np.linspace(0, len(candidates) - 1, count).round().astype(int))]
+
+
+def run_key(subject, name, seed, steps, args, classes):
+    settings = dict(subject=subject, method=name, seed=seed, steps=steps, image_size=512, classes=classes,
+                    note=METHODS[name].note, version=maco_keras.__version__)
+    return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def save_atomically(path, **arrays):
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(temporary, **arrays)
+    os.replace(temporary, path)
+
+
+def make_pictures(args, subject, model, name, classes, seed):
+    """{budget: (pictures, seconds per picture)} for one method, subject and seed (saved, reused)."""
+    method = METHODS[name]
+    if method.source is not None:
+        made = make_pictures_of(args, subject, model, method.source, classes, seed)
+        return {budget: (method.post(images, transparency), seconds)
+                for budget, ((images, transparency), seconds) in made.items()}
+    return {budget: (images, seconds)
+            for budget, ((images, _), seconds) in make_pictures_of(args, subject, model, name, classes, seed).items()}
+
+
+def make_pictures_of(args, subject, model, name, classes, seed):
+    method = METHODS[name]
+    budgets = sorted(args.budgets if name != "Xplique maco" else args.xplique_budgets)
+    runs = [(max(budgets), budgets[:-1])] if method.snapshots else [(b, []) for b in budgets]
+    pictures = {}
+    for steps, snapshot_steps in runs:
+        key = run_key(subject, name, seed, steps, args, classes)
+        path = args.out / f"{subject}-{plots.file_name(name)}-s{seed}-{steps}-{key}.npz"
+        if path.exists():
+            saved = np.load(path)
+            shots = {int(k[7:]): (saved[k], saved["transparency_" + k[7:]].astype(np.float32))
+                     for k in saved.files if k.startswith("images_")}
+            seconds_per_step = float(saved["seconds_per_step"])
+        else:
+            start = time.perf_counter()
+            shots = method.run(model, classes, seed, steps, snapshot_steps)
+            seconds_per_step = (time.perf_counter() - start) / steps / len(classes)
+            arrays = {f"images_{s}": images for s, (images, _) in shots.items()}
+            arrays.update({f"transparency_{s}": t.astype(np.float16) for s, (_, t) in shots.items()})
+            save_atomically(path, seconds_per_step=seconds_per_step, **arrays)
+            print(f"{subject} {name} seed {seed}: {steps} steps in {seconds_per_step * steps * len(classes):.0f} s",
+                  flush=True)
+        for budget, shot in shots.items():
+            pictures[budget] = (shot, seconds_per_step * budget)
+    return pictures
+
+
+class Scorer:
+    """The paper's metrics for a set of pictures of `classes`, against the reference photos."""
+
+    def __init__(self, shared, subject, classes):
+        self.classes = np.asarray(classes)
+        load = lambda file: keras.models.load_model(shared / "models" / file)  # noqa: E731
+        self.subject = load(SUBJECTS[subject][1])
+        self.judges = {name: load(file) for name, file in JUDGES.items()}
+        other = next(key for key in SUBJECTS if key != subject)
+        self.judges[SUBJECTS[other][0]] = load(SUBJECTS[other][1])
+        judge = self.judges["MobileNetV1-0.5"]
+        self.plausibility_model = metrics.feature_model(judge, "conv_pw_11_relu")
+        self.fid_model = metrics.feature_model(judge, "conv_pw_13_relu")
+        natural, labels = load_natural(shared, 512, VALUES_RANGE)
+        reference = natural[labels % 4 == 1]
+        self.reference_plausibility = metrics.model_outputs(self.plausibility_model, reference)
+        self.reference_fid = metrics.model_outputs(self.fid_model, reference)
+        self.photos = natural[[int(np.flatnonzero(labels == c)[0]) for c in classes]]
+
+    def __call__(self, images):
+        images = np.asarray(images, np.float32)
+        plausibility = metrics.plausibility(metrics.model_outputs(self.plausibility_model, images),
+                                            self.reference_plausibility)
+        crops = metrics.model_outputs(self.fid_model, metrics.center_crop(images, 299 / 512))
+        whole = metrics.transferability(self.judges, images, self.classes)
+        centre = metrics.transferability(self.judges, metrics.center_crop(images, 0.5), self.classes)
+        return {
+            "plausibility": float(plausibility.mean()),
+            "fid": metrics.frechet_distance(crops, self.reference_fid),
+            "kid": metrics.kernel_distance(crops, self.reference_fid),
+            "transfer1": float(np.mean([by_k[1] for by_k in whole.values()])),
+            "transfer5": float(np.mean([by_k[5] for by_k in whole.values()])),
+            "centre1": float(np.mean([by_k[1] for by_k in centre.values()])),
+            "centre5": float(np.mean([by_k[5] for by_k in centre.values()])),
+            "logit": metrics.logit_magnitude(self.subject, images, self.classes),
+        }
+
+
+def summarize(per_seed):
+    """{metric: (mean, sd over seeds)} from a list of per-seed metric dicts."""
+    return {key: (float(np.mean([m[key] for m in per_seed])),
+                  float(np.std([m[key] for m in per_seed], ddof=1)) if len(per_seed) > 1 else float("nan"))
+            for key, *_ in METRICS}
+
+
+def cell(value, spread, fmt):
+    return format(value, fmt) + ("" if np.isnan(spread) else f" ± {format(spread, fmt)}")
+
+
+def plot(rows, photos, path, seeds):
+    shown = [("plausibility", "plausibility (lower is better)"), ("kid", "KID (lower is better)"),
+             ("centre5", "transfer, centre top-5"), ("logit", "target logit")]
+    subjects = list(rows)
+    figure, axes = plt.subplots(len(subjects), len(shown), figsize=(4.2 * len(shown), 3.4 * len(subjects)),
+                                squeeze=False)
+    for row, subject in enumerate(subjects):
+        by_method = {}
+        for (name, budget), (seconds, summary) in rows[subject].items():
+            by_method.setdefault(name, []).append((seconds, budget, summary))
+        for col, (key, title) in enumerate(shown):
+            axis = axes[row][col]
+            for name, points in by_method.items():
+                points.sort()
+                x = [p[0] for p in points]
+                y = np.array([p[2][key][0] for p in points])
+                err = np.array([p[2][key][1] for p in points])
+                axis.errorbar(x, y, yerr=None if np.all(np.isnan(err)) else err, marker="o", ms=3, capsize=2,
+                              label=name, linewidth=1)
+                for seconds, budget, summary in points:
+                    axis.annotate(str(budget), (seconds, summary[key][0]), fontsize=6, alpha=0.7)
+            axis.axhline(photos[subject][key], color="k", linestyle="--", linewidth=1, label="real photos")
+            axis.set_xscale("log")
+            axis.set_xlabel("wall seconds per picture (2 CPU cores)")
+            axis.set_title(f"{SUBJECTS[subject][0]}: {title}", fontsize=9)
+            if row == 0 and col == 0:
+                axis.legend(fontsize=6)
+    figure.suptitle(f"Quality against compute (numbers: steps; bars: sd over seeds {seeds})", fontsize=10)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    figure.savefig(temporary, dpi=80)
+    os.replace(temporary, path)
+    plt.close(figure)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS), choices=list(SUBJECTS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--classes", type=int, default=8, help="classes visualized (held out, spread over ImageNet)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128, 256], help="step budgets")
+    parser.add_argument("--xplique-budgets", type=int, nargs="+", default=[64])
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "benchmarks" / "out" / "frontier")
+    parser.add_argument("--results", type=pathlib.Path, default=REPO / "benchmarks" / "RESULTS.md")
+    args = parser.parse_args()
+    for name, values in (("budgets", args.budgets), ("xplique-budgets", args.xplique_budgets),
+                         ("classes", [args.classes])):
+        if min(values) < 1:
+            parser.error(f"expected positive --{name}, received: {values}")
+    shared = shared_dir()
+    labels = (shared / "imagenet_labels.txt").read_text().splitlines()
+    classes = pick_classes(args.classes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows, photos, tables = {}, {}, []
+    for subject in args.subjects:
+        model = keras.models.load_model(shared / "models" / SUBJECTS[subject][1])
+        scorer = Scorer(shared, subject, classes)
+        photos[subject] = scorer(scorer.photos)
+        rows[subject] = {}
+        for name in args.methods:
+            per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in args.seeds]
+            for budget in sorted(per_seed[0]):
+                seconds = min(pictures[budget][1] for pictures in per_seed)
+                rows[subject][(name, budget)] = (seconds, summarize([scorer(p[budget][0]) for p in per_seed]))
+        maco_keras.clear_cache()
+        header = ["method", "steps", "s / picture"] + [title + (" ↓" if not up else " ↑") for _, title, _, up in METRICS]
+        body = [["real photos", "", ""] + [format(photos[subject][key], fmt) for key, _, fmt, _ in METRICS]]
+        body += [[name, budget, f"{seconds:.0f}"] + [cell(*summary[key], fmt) for key, _, fmt, _ in METRICS]
+                 for (name, budget), (seconds, summary) in rows[subject].items()]
+        tables.append(f"### {SUBJECTS[subject][0]}\n\n" + markdown_table(header, body))
+        print(tables[-1], flush=True)
+    figure = args.results.parent / "figures" / "frontier.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    plot(rows, photos, figure, args.seeds)
+    command = ("python benchmarks/frontier.py --subjects " + " ".join(args.subjects) + " --methods "
+               + " ".join(f'"{m}"' for m in args.methods) + f" --classes {args.classes} --seeds "
+               + " ".join(map(str, args.seeds)) + " --budgets " + " ".join(map(str, args.budgets))
+               + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets)))
+    lines = [
+        "# Quality against compute (frontier)", "",
+        f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min for this invocation; saved runs are "
+        f"reused).  ",
+        f"Classes ({len(classes)}, held out): " + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".  ",
+        f"Seeds {args.seeds}: each cell is the mean over seeds ± their standard deviation (each seed's value is "
+        f"itself a mean over the {len(classes)} classes). Real photos: the classes' own photos, not in the "
+        "reference set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
+        "configuration's first call also traces); a "
+        "budget read from a snapshot of a longer run is charged its share of that run's steps.", "",
+        "Methods: " + "; ".join(f"**{name}**: {METHODS[name].note}" for name in args.methods) + ".", "",
+        "Metrics: plausibility = 1-NN distance to the reference photos in MobileNetV1-0.5 pooled "
+        "`conv_pw_11_relu` features; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
+        "crops (same sample size in every row); transfer / centre = top-k accuracy, averaged over the networks "
+        "that did not make the picture (the MobileNetV1s and the other subject), on the whole picture or its "
+        "central half; logit = the subject's target logit. ↓ lower is better, ↑ higher is better.", "",
+        *[table + "\n" for table in tables],
+        "![frontier](figures/frontier.png)",
+    ]
+    write_section(args.results, "frontier", "\n".join(lines))
+    print(f"wrote {args.results} and {figure}")
+
+
+if __name__ == "__main__":
+    main()
