@@ -26,8 +26,8 @@ with step-dependent schedules run once per budget. Every finished run is saved u
 and `figures/frontier.png`.
 
 Run:    python benchmarks/frontier.py                                   # about 3 h on 2 cores
-        python benchmarks/frontier.py --classes 2 --seeds 0 --budgets 4 8 --subjects mobilenet_v2 \\
-            --methods MACO Fourier --results /tmp/frontier.md             # a minute
+        python benchmarks/frontier.py --classes 2 --seeds 0 --budgets 4 8 --schedule-budgets 4 --baseline-budgets 4 \\
+            --xplique-budgets 2 --subjects mobilenet_v2 --results /tmp/frontier.md       # minutes
 """
 
 import argparse
@@ -144,6 +144,9 @@ METHODS = {
 }
 
 
+BASELINES = ("Fourier", "CBR", "Xplique maco")
+
+
 def pick_classes(count):
     """`count` classes among the held-out ones (3 mod 4, not in the paper tables), spread evenly."""
     candidates = [c for c in range(3, 1000, 4) if c not in PAPER_TABLE_CLASSES]
@@ -175,7 +178,11 @@ def make_pictures(args, subject, model, name, classes, seed):
 
 def make_pictures_of(args, subject, model, name, classes, seed):
     method = METHODS[name]
-    budgets = sorted(args.budgets if name != "Xplique maco" else args.xplique_budgets)
+    if name in BASELINES:
+        budgets = args.xplique_budgets if name == "Xplique maco" else args.baseline_budgets
+    else:
+        budgets = args.budgets if method.snapshots else args.schedule_budgets
+    budgets = sorted(budgets)
     runs = [(max(budgets), budgets[:-1])] if method.snapshots else [(b, []) for b in budgets]
     pictures = {}
     for steps, snapshot_steps in runs:
@@ -249,7 +256,7 @@ def cell(value, spread, fmt):
     return format(value, fmt) + ("" if np.isnan(spread) else f" ± {format(spread, fmt)}")
 
 
-def plot(rows, photos, path, seeds):
+def plot(rows, photos, path):
     shown = [("plausibility", "plausibility (lower is better)"), ("kid", "KID (lower is better)"),
              ("centre5", "transfer, centre top-5"), ("logit", "target logit")]
     subjects = list(rows)
@@ -276,7 +283,8 @@ def plot(rows, photos, path, seeds):
             axis.set_title(f"{SUBJECTS[subject][0]}: {title}", fontsize=9)
             if row == 0 and col == 0:
                 axis.legend(fontsize=6)
-    figure.suptitle(f"Quality against compute (numbers: steps; bars: sd over seeds {seeds})", fontsize=10)
+    figure.suptitle(f"Quality against compute (numbers: steps; bars: sd over seeds; dashed: real photos)",
+                    fontsize=10)
     figure.tight_layout()
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
     figure.savefig(temporary, dpi=80)
@@ -290,12 +298,20 @@ def main():
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--classes", type=int, default=8, help="classes visualized (held out, spread over ImageNet)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128, 256], help="step budgets")
+    parser.add_argument("--baseline-seeds", type=int, nargs="+", help="seeds of the baselines (default: --seeds)")
+    parser.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128, 256],
+                        help="step budgets of MACO and its variants of fixed settings (one run, snapshots)")
+    parser.add_argument("--schedule-budgets", type=int, nargs="+", default=[64],
+                        help="budgets of the variants whose schedules depend on the length (one run each)")
+    parser.add_argument("--baseline-budgets", type=int, nargs="+", default=[32, 64, 128],
+                        help="budgets of Fourier and CBR (one run, snapshots)")
     parser.add_argument("--xplique-budgets", type=int, nargs="+", default=[64])
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "benchmarks" / "out" / "frontier")
     parser.add_argument("--results", type=pathlib.Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
+    args.baseline_seeds = args.baseline_seeds or args.seeds
     for name, values in (("budgets", args.budgets), ("xplique-budgets", args.xplique_budgets),
+                         ("schedule-budgets", args.schedule_budgets), ("baseline-budgets", args.baseline_budgets),
                          ("classes", [args.classes])):
         if min(values) < 1:
             parser.error(f"expected positive --{name}, received: {values}")
@@ -311,7 +327,8 @@ def main():
         photos[subject] = scorer(scorer.photos)
         rows[subject] = {}
         for name in args.methods:
-            per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in args.seeds]
+            seeds = args.baseline_seeds if name in BASELINES else args.seeds
+            per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in seeds]
             for budget in sorted(per_seed[0]):
                 seconds = min(pictures[budget][1] for pictures in per_seed)
                 rows[subject][(name, budget)] = (seconds, summarize([scorer(p[budget][0]) for p in per_seed]))
@@ -324,17 +341,21 @@ def main():
         print(tables[-1], flush=True)
     figure = args.results.parent / "figures" / "frontier.png"
     figure.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, photos, figure, args.seeds)
+    plot(rows, photos, figure)
     command = ("python benchmarks/frontier.py --subjects " + " ".join(args.subjects) + " --methods "
                + " ".join(f'"{m}"' for m in args.methods) + f" --classes {args.classes} --seeds "
-               + " ".join(map(str, args.seeds)) + " --budgets " + " ".join(map(str, args.budgets))
+               + " ".join(map(str, args.seeds)) + " --baseline-seeds " + " ".join(map(str, args.baseline_seeds))
+               + " --budgets " + " ".join(map(str, args.budgets))
+               + " --schedule-budgets " + " ".join(map(str, args.schedule_budgets))
+               + " --baseline-budgets " + " ".join(map(str, args.baseline_budgets))
                + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets)))
     lines = [
         "# Quality against compute (frontier)", "",
         f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min for this invocation; saved runs are "
         f"reused).  ",
         f"Classes ({len(classes)}, held out): " + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".  ",
-        f"Seeds {args.seeds}: each cell is the mean over seeds ± their standard deviation (each seed's value is "
+        f"Seeds {args.seeds} (baselines: {args.baseline_seeds}): each cell is the mean over seeds ± their "
+        f"standard deviation, none with one seed (each seed's value is "
         f"itself a mean over the {len(classes)} classes). Real photos: the classes' own photos, not in the "
         "reference set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
         "configuration's first call also traces); a "
