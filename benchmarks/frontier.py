@@ -23,7 +23,7 @@ Methods whose settings do not depend on the step count run once to the largest b
 keep snapshots at the others (`snapshot_steps`: the same images as shorter runs); methods
 with step-dependent schedules run once per budget. Every finished run is saved under
 `--out` and reused by a rerun with the same settings. Writes a section of `--results`
-and `figures/frontier.png`.
+and `figures/frontier_<subject>.png`.
 
 Run:    python benchmarks/frontier.py                                   # about 3 h on 2 cores
         python benchmarks/frontier.py --classes 2 --seeds 0 --budgets 4 8 --schedule-budgets 4 --baseline-budgets 4 \\
@@ -319,58 +319,59 @@ def main():
     labels = (shared / "imagenet_labels.txt").read_text().splitlines()
     classes = pick_classes(args.classes)
     args.out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    rows, photos, tables = {}, {}, []
+    intro = [
+        "# Quality against compute (frontier)", "",
+        f"Classes ({len(classes)}, held out): " + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".  ",
+        "Each cell is the mean over seeds ± their standard deviation (none with one seed); each seed's value is "
+        f"itself a mean over the {len(classes)} classes. Real photos: the classes' own photos, not in the reference "
+        "set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
+        "configuration's first call also traces); a budget read from a snapshot of a longer run is charged its "
+        "share of that run's steps.", "",
+        "Methods: " + "; ".join(f"**{name}**: {note.note}" for name, note in METHODS.items()) + ".", "",
+        "Metrics: plausibility = 1-NN distance to the reference photos in MobileNetV1-0.5 pooled "
+        "`conv_pw_11_relu` features; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
+        "crops (same sample size in every row); transfer / centre = top-k accuracy, averaged over the networks "
+        "that did not make the picture (the MobileNetV1s and the other subject), on the whole picture or its "
+        "central half; logit = the subject's target logit. ↓ lower is better, ↑ higher is better. One section "
+        "per subject follows, each with the command that wrote it.",
+    ]
+    write_section(args.results, "frontier", "\n".join(intro))
     for subject in args.subjects:
+        start = time.perf_counter()
         model = keras.models.load_model(shared / "models" / SUBJECTS[subject][1])
         scorer = Scorer(shared, subject, classes)
-        photos[subject] = scorer(scorer.photos)
-        rows[subject] = {}
+        photos = scorer(scorer.photos)
+        rows = {}
         for name in args.methods:
             seeds = args.baseline_seeds if name in BASELINES else args.seeds
             per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in seeds]
             for budget in sorted(per_seed[0]):
                 seconds = min(pictures[budget][1] for pictures in per_seed)
-                rows[subject][(name, budget)] = (seconds, summarize([scorer(p[budget][0]) for p in per_seed]))
+                rows[(name, budget)] = (seconds, len(seeds), summarize([scorer(p[budget][0]) for p in per_seed]))
         maco_keras.clear_cache()
-        header = ["method", "steps", "s / picture"] + [title + (" ↓" if not up else " ↑") for _, title, _, up in METRICS]
-        body = [["real photos", "", ""] + [format(photos[subject][key], fmt) for key, _, fmt, _ in METRICS]]
-        body += [[name, budget, f"{seconds:.0f}"] + [cell(*summary[key], fmt) for key, _, fmt, _ in METRICS]
-                 for (name, budget), (seconds, summary) in rows[subject].items()]
-        tables.append(f"### {SUBJECTS[subject][0]}\n\n" + markdown_table(header, body))
-        print(tables[-1], flush=True)
-    figure = args.results.parent / "figures" / "frontier.png"
-    figure.parent.mkdir(parents=True, exist_ok=True)
-    plot(rows, photos, figure)
-    command = ("python benchmarks/frontier.py --subjects " + " ".join(args.subjects) + " --methods "
-               + " ".join(f'"{m}"' for m in args.methods) + f" --classes {args.classes} --seeds "
-               + " ".join(map(str, args.seeds)) + " --baseline-seeds " + " ".join(map(str, args.baseline_seeds))
-               + " --budgets " + " ".join(map(str, args.budgets))
-               + " --schedule-budgets " + " ".join(map(str, args.schedule_budgets))
-               + " --baseline-budgets " + " ".join(map(str, args.baseline_budgets))
-               + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets)))
-    lines = [
-        "# Quality against compute (frontier)", "",
-        f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min for this invocation; saved runs are "
-        f"reused).  ",
-        f"Classes ({len(classes)}, held out): " + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".  ",
-        f"Seeds {args.seeds} (baselines: {args.baseline_seeds}): each cell is the mean over seeds ± their "
-        f"standard deviation, none with one seed (each seed's value is "
-        f"itself a mean over the {len(classes)} classes). Real photos: the classes' own photos, not in the "
-        "reference set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
-        "configuration's first call also traces); a "
-        "budget read from a snapshot of a longer run is charged its share of that run's steps.", "",
-        "Methods: " + "; ".join(f"**{name}**: {METHODS[name].note}" for name in args.methods) + ".", "",
-        "Metrics: plausibility = 1-NN distance to the reference photos in MobileNetV1-0.5 pooled "
-        "`conv_pw_11_relu` features; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
-        "crops (same sample size in every row); transfer / centre = top-k accuracy, averaged over the networks "
-        "that did not make the picture (the MobileNetV1s and the other subject), on the whole picture or its "
-        "central half; logit = the subject's target logit. ↓ lower is better, ↑ higher is better.", "",
-        *[table + "\n" for table in tables],
-        "![frontier](figures/frontier.png)",
-    ]
-    write_section(args.results, "frontier", "\n".join(lines))
-    print(f"wrote {args.results} and {figure}")
+        header = (["method", "steps", "seeds", "s / picture"]
+                  + [title + (" ↓" if not up else " ↑") for _, title, _, up in METRICS])
+        body = [["real photos", "", "", ""] + [format(photos[key], fmt) for key, _, fmt, _ in METRICS]]
+        body += [[name, budget, count, f"{seconds:.0f}"] + [cell(*summary[key], fmt) for key, _, fmt, _ in METRICS]
+                 for (name, budget), (seconds, count, summary) in rows.items()]
+        figure = args.results.parent / "figures" / f"frontier_{subject}.png"
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        plot({subject: {key: (seconds, summary) for key, (seconds, _, summary) in rows.items()}},
+             {subject: photos}, figure)
+        command = ("python benchmarks/frontier.py --subjects " + subject + " --methods "
+                   + " ".join(f'"{m}"' for m in args.methods) + f" --classes {args.classes} --seeds "
+                   + " ".join(map(str, args.seeds)) + " --baseline-seeds " + " ".join(map(str, args.baseline_seeds))
+                   + " --budgets " + " ".join(map(str, args.budgets))
+                   + " --schedule-budgets " + " ".join(map(str, args.schedule_budgets))
+                   + " --baseline-budgets " + " ".join(map(str, args.baseline_budgets))
+                   + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets)))
+        table = markdown_table(header, body)
+        print(table, flush=True)
+        write_section(args.results, f"frontier-{subject}", "\n".join([
+            f"## {SUBJECTS[subject][0]}", "",
+            f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min; saved runs are reused).", "",
+            table, "", f"![frontier, {SUBJECTS[subject][0]}](figures/frontier_{subject}.png)"]))
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":
