@@ -37,12 +37,13 @@ import json
 import os
 import pathlib
 import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -279,11 +280,13 @@ def plot(rows, photos, path):
                     axis.annotate(str(budget), (seconds, summary[key][0]), fontsize=6, alpha=0.7)
             axis.axhline(photos[subject][key], color="k", linestyle="--", linewidth=1, label="real photos")
             axis.set_xscale("log")
+            axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             axis.set_xlabel("wall seconds per picture (2 CPU cores)")
             axis.set_title(f"{SUBJECTS[subject][0]}: {title}", fontsize=9)
             if row == 0 and col == 0:
                 axis.legend(fontsize=6)
-    figure.suptitle(f"Quality against compute (numbers: steps; bars: sd over seeds; dashed: real photos)",
+    figure.suptitle("Quality against compute (numbers: steps; bars: sd over seeds; dashed: real photos)",
                     fontsize=10)
     figure.tight_layout()
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
@@ -327,7 +330,8 @@ def main():
         "set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
         "configuration's first call also traces); a budget read from a snapshot of a longer run is charged its "
         "share of that run's steps.", "",
-        "Methods: " + "; ".join(f"**{name}**: {note.note}" for name, note in METHODS.items()) + ".", "",
+        "Methods (a section shows only those it ran): "
+        + "; ".join(f"**{name}**: {note.note}" for name, note in METHODS.items()) + ".", "",
         "Metrics: plausibility = 1-NN distance to the reference photos in MobileNetV1-0.5 pooled "
         "`conv_pw_11_relu` features; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
         "crops (same sample size in every row); transfer / centre = top-k accuracy, averaged over the networks "

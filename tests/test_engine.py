@@ -53,6 +53,7 @@ def test_maco_is_visualize_with_a_maco_image(tiny_model):
 
 def test_snapshots_are_what_shorter_runs_give(tiny_model):
     # Constant settings: the state after s of n steps is the result of an s-step run.
+    maco_keras.clear_cache()  # so that only this test's loops are counted below
     kwargs = dict(units=[1, 4], image_size=40, crops=3, seed=7, verbose=False, return_visualization=True)
     long = maco_keras.maco(tiny_model, steps=9, snapshot_steps=[3, 6], **kwargs)
     assert sorted(long.snapshots) == [3, 6]
