@@ -154,7 +154,7 @@ def pick_classes(count):
     return [candidates[i] for i in np.unique(np.linspace(0, len(candidates) - 1, count).round().astype(int))]
 
 
-def run_key(subject, name, seed, steps, args, classes):
+def run_key(subject, name, seed, steps, classes):
     settings = dict(subject=subject, method=name, seed=seed, steps=steps, image_size=512, classes=classes,
                     note=METHODS[name].note, version=maco_keras.__version__)
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
@@ -187,7 +187,7 @@ def make_pictures_of(args, subject, model, name, classes, seed):
     runs = [(max(budgets), budgets[:-1])] if method.snapshots else [(b, []) for b in budgets]
     pictures = {}
     for steps, snapshot_steps in runs:
-        key = run_key(subject, name, seed, steps, args, classes)
+        key = run_key(subject, name, seed, steps, classes)
         path = args.out / f"{subject}-{plots.file_name(name)}-s{seed}-{steps}-{key}.npz"
         if path.exists():
             saved = np.load(path)
@@ -211,10 +211,10 @@ def make_pictures_of(args, subject, model, name, classes, seed):
 class Scorer:
     """The paper's metrics for a set of pictures of `classes`, against the reference photos."""
 
-    def __init__(self, shared, subject, classes):
+    def __init__(self, shared, subject, model, classes):
         self.classes = np.asarray(classes)
         load = lambda file: keras.models.load_model(shared / "models" / file)  # noqa: E731
-        self.subject = load(SUBJECTS[subject][1])
+        self.subject = model  # the subject, already loaded by the caller
         self.judges = {name: load(file) for name, file in JUDGES.items()}
         other = next(key for key in SUBJECTS if key != subject)
         self.judges[SUBJECTS[other][0]] = load(SUBJECTS[other][1])
@@ -343,7 +343,7 @@ def main():
     for subject in args.subjects:
         start = time.perf_counter()
         model = keras.models.load_model(shared / "models" / SUBJECTS[subject][1])
-        scorer = Scorer(shared, subject, classes)
+        scorer = Scorer(shared, subject, model, classes)
         photos = scorer(scorer.photos)
         rows = {}
         for name in args.methods:
