@@ -98,6 +98,33 @@ def per_budget(function):
     return function
 
 
+class CoarseToFineNadam(keras.optimizers.Nadam):
+    """NAdam that updates only the phases of frequencies below a cutoff growing with the steps.
+
+    The cutoff, a radius in the spectrum normalized to 1 at the corner frequency, grows
+    linearly from `1 / open_steps` to 1 over the first `open_steps` steps, so the low
+    frequencies (the layout) are optimized first and the high ones (the detail) join
+    later. The phase variable is (N, C, H, W // 2 + 1): the frequencies are read from its
+    shape. Frequencies above the cutoff keep their random initial phase meanwhile.
+    """
+
+    def __init__(self, open_steps=32, **kwargs):
+        super().__init__(**kwargs)
+        self.open_steps = int(open_steps)
+
+    def update_step(self, gradient, variable, learning_rate):
+        height, half_width = variable.shape[-2:]
+        fy = np.abs(np.fft.fftfreq(height))[:, None]
+        fx = np.fft.rfftfreq(2 * (half_width - 1))[None, :]
+        radius = tf.constant(np.sqrt(fy ** 2 + fx ** 2) / np.sqrt(0.5), gradient.dtype)
+        cutoff = tf.minimum(1.0, tf.cast(self.iterations + 1, gradient.dtype) / self.open_steps)
+        gradient = gradient * tf.cast(radius <= cutoff, gradient.dtype)
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "open_steps": self.open_steps}
+
+
 def maco_method(note, **overrides):
     def run(model, classes, seed, steps, snapshot_steps):
         kwargs = {"crops": 32, **{key: value(steps) if getattr(value, "per_budget", False) else value
@@ -138,6 +165,15 @@ METHODS = {
     "MACO, crop scale 0.5 to 0.25": maco_method(
         "mean crop area decreasing linearly from 0.5 to 0.25 of the image (large structure first)",
         crop_scale=per_budget(lambda steps: np.linspace(0.5, 0.25, steps))),
+    "MACO, cosine lr and crop scale 0.5 to 0.25": maco_method(
+        "both of the above: learning rate 1.0 to 0.1 (cosine) and mean crop area 0.5 to 0.25",
+        optimizer=per_budget(lambda steps: keras.optimizers.Nadam(
+            keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1))),
+        crop_scale=per_budget(lambda steps: np.linspace(0.5, 0.25, steps))),
+    "MACO, coarse to fine": maco_method(
+        "only the phases below a frequency cutoff are updated; the cutoff opens linearly over the first half "
+        "of the run (low frequencies first)",
+        optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 2, learning_rate=1.0))),
     "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),
     "Fourier": baseline_method(baselines.fourier, "Lucid's Fourier parameterization (decay 0.85, Adam 0.05)"),
     "CBR": baseline_method(baselines.pixel, "pixels (Adam 0.05)"),

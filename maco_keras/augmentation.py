@@ -213,9 +213,18 @@ def add_noise(seed, images, uniform_amplitude, gaussian_std):
     """Adds U(-a, a) and N(0, std) noise (either may be 0), keyed by a stateless seed."""
     seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
     shape = tf.shape(images)
-    noise = uniform_amplitude * tf.random.stateless_uniform(shape, seed_uniform, -1.0, 1.0, alg=RNG)
-    noise += gaussian_std * tf.random.stateless_normal(shape, seed_gaussian, alg=RNG)
-    return images + tf.cast(noise, images.dtype)
+
+    def uniform():
+        noise = uniform_amplitude * tf.random.stateless_uniform(shape, seed_uniform, -1.0, 1.0, alg=RNG)
+        return images + tf.cast(noise, images.dtype)
+
+    def gaussian(noisy):
+        return noisy + tf.cast(gaussian_std * tf.random.stateless_normal(shape, seed_gaussian, alg=RNG), images.dtype)
+
+    # A term whose amplitude is 0 at this step is not drawn at all: drawing an image's worth
+    # of random numbers costs about as much as cutting its crops.
+    noisy = tf.cond(tf.not_equal(uniform_amplitude, 0.0), uniform, lambda: tf.identity(images))
+    return tf.cond(tf.not_equal(gaussian_std, 0.0), lambda: gaussian(noisy), lambda: tf.identity(noisy))
 
 
 def draw(seed, images, num_crops, augmentation, scale, uniform_amplitude, gaussian_std):

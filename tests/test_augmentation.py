@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from maco_keras import augmentation
+from maco_keras.seeding import RNG
 
 
 def test_both_crop_and_resize_match_tensorflow():
@@ -83,3 +84,17 @@ def test_jitter_boxes_follow_xplique_standard_transforms():
     flipped = augmentation.flip_boxes(tf.constant([1, 1]), tf.constant(boxes)).numpy()
     mirrored = flipped[:, 1] > flipped[:, 3]
     assert 0.4 < mirrored.mean() < 0.6
+
+
+def test_noise_adds_each_term_whose_amplitude_is_not_zero():
+    images = tf.random.stateless_uniform((2, 8, 8, 3), (5, 6))
+    seed = tf.constant([1, 2])
+    seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
+    uniform = 0.1 * tf.random.stateless_uniform(images.shape, seed_uniform, -1.0, 1.0, alg=RNG)
+    gaussian = 0.2 * tf.random.stateless_normal(images.shape, seed_gaussian, alg=RNG)
+    add_noise = tf.function(augmentation.add_noise)  # as in the loop: the amplitudes are tensors
+    amplitudes = [(0.1, 0.0), (0.0, 0.2), (0.1, 0.2), (0.0, 0.0)]
+    expected = [images + uniform, images + gaussian, images + uniform + gaussian, images]
+    for (a, std), want in zip(amplitudes, expected):
+        got = add_noise(seed, images, tf.constant(a), tf.constant(std))
+        np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -1,0 +1,141 @@
+"""Where one optimization step's time goes, at the paper's settings.
+
+Times each part of a MACO step on its own, as the loop runs it (compiled with
+`tf.function`, already traced; medians of `--repeats` timings of `--iterations` calls):
+- model: the model's forward + backward (gradient w.r.t. its input) on the step's K * N
+  crops: the floor that the rest is overhead on;
+- image: `MacoImage` forward (irfft2d, standardize, recorrelate, sigmoid) + backward;
+- noise: the image-sized U(-a, a) noise (and the Gaussian term, 0 by default);
+- boxes + crops: drawing the boxes and cutting K * N crops, forward only;
+- crop gradient: the deterministic gradient of the crops w.r.t. the images;
+- optimizer: one NAdam update of the phase;
+- whole step: the loop itself (`maco` with a reused loop, over `--steps` steps), divided
+  by the steps.
+"overhead" is the whole step over the model alone; "parts" is the sum of the parts over
+the model, which leaves out what only the whole step has (transparency, scores, loop).
+
+Run:  python benchmarks/step_profile.py [--sizes 1 4] [--crops 32] [--image-size 512]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import maco_keras  # noqa: E402
+from common import markdown_table, shared_dir  # noqa: E402
+from maco_keras import augmentation, optimization, parameterization  # noqa: E402
+
+UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
+
+
+def median_ms(function, iterations, repeats):
+    function()  # trace and warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            function()
+        times.append((time.perf_counter() - start) / iterations)
+    return 1000 * statistics.median(times)
+
+
+def parts(model, num_images, crops, image_size, iterations, repeats):
+    """{part: ms} for one step's parts, each compiled and timed alone."""
+    input_size = model.input_shape[1:3]
+    images_layer = parameterization.MacoImage(num_images, image_size, values_range=(-1.0, 1.0), seed=0)
+    settings = augmentation.Augmentation(crop_scale_of="area")
+    seed = tf.constant([3, 4])
+    images = tf.identity(images_layer())
+    boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
+    crop_gradient = tf.random.uniform((crops * num_images, *input_size, 3))
+    image_gradient = tf.random.uniform(images.shape)
+    optimizer = keras.optimizers.Nadam(1.0)
+    optimizer.build(images_layer.trainable_variables)
+
+    @tf.function
+    def model_part():
+        inputs = crop_gradient  # any model-sized batch of K * N inputs
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            score = tf.reduce_sum(model(inputs)[:, 1])
+        return tape.gradient(score, inputs)
+
+    @tf.function
+    def image_part():
+        with tf.GradientTape() as tape:
+            rendered = images_layer()
+        return tape.gradient(rendered, images_layer.trainable_variables, output_gradients=image_gradient)
+
+    @tf.function
+    def noise_part():
+        return augmentation.add_noise(seed, images, tf.constant(0.1), tf.constant(0.0))
+
+    @tf.function
+    def crops_part():
+        drawn_boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
+        return augmentation.crop_and_resize_crop_major(images, drawn_boxes, crops, input_size)
+
+    @tf.function
+    def crop_gradient_part():
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            cut = augmentation.crop_and_resize_crop_major(images, boxes, crops, input_size)
+        return tape.gradient(cut, images, output_gradients=crop_gradient)
+
+    gradients = [tf.random.uniform(v.shape) for v in images_layer.trainable_variables]
+
+    @tf.function
+    def optimizer_part():
+        optimizer.apply_gradients(zip(gradients, images_layer.trainable_variables))
+
+    named = [("model (floor)", model_part), ("image fwd+bwd", image_part), ("noise", noise_part),
+             ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part)]
+    return {name: median_ms(function, iterations, repeats) for name, function in named}
+
+
+def whole_step(model, num_images, crops, image_size, steps, repeats):
+    settings = dict(units=UNITS[:num_images], steps=steps, crops=crops, image_size=image_size, verbose=False)
+    maco_keras.maco(model, seed=0, **settings)  # traces the loop
+    times = []
+    for repeat in range(repeats):
+        start = time.perf_counter()
+        maco_keras.maco(model, seed=repeat + 1, **settings)
+        times.append((time.perf_counter() - start) / steps)
+    return 1000 * statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--crops", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
+    args = parser.parse_args()
+
+    model = keras.models.load_model(shared_dir() / "models" / args.model)
+    print(f"model {args.model}, crops {args.crops}, image {args.image_size}px, TF {tf.__version__}, "
+          f"CPU threads {os.cpu_count()}", flush=True)
+    rows = []
+    for size in args.sizes:
+        measured = parts(model, size, args.crops, args.image_size, args.iterations, args.repeats)
+        measured["whole step"] = whole_step(model, size, args.crops, args.image_size, args.steps, args.repeats)
+        floor = measured["model (floor)"]
+        parts_sum = sum(value for name, value in measured.items() if name != "whole step")
+        rows.append([size] + [f"{value:.1f}" for value in measured.values()]
+                    + [f"{parts_sum / floor:.3f}", f"{measured['whole step'] / floor:.3f}"])
+        print(f"N={size}: " + ", ".join(f"{name} {value:.1f} ms" for name, value in measured.items()), flush=True)
+    print(f"\nms per step (medians of {args.repeats} x {args.iterations} calls; whole step over {args.steps} steps):\n")
+    print(markdown_table(["N"] + list(measured) + ["parts / model", "whole step / model"], rows))
+
+
+if __name__ == "__main__":
+    main()
