@@ -225,6 +225,8 @@ def make_pictures_of(args, subject, model, name, classes, seed):
     for steps, snapshot_steps in runs:
         key = run_key(subject, name, seed, steps, classes)
         path = args.out / f"{subject}-{plots.file_name(name)}-s{seed}-{steps}-{key}.npz"
+        if not path.exists() and args.saved_only:
+            continue
         if path.exists():
             saved = np.load(path)
             shots = {int(k[7:]): (saved[k], saved["transparency_" + k[7:]].astype(np.float32))
@@ -347,6 +349,8 @@ def main():
     parser.add_argument("--xplique-budgets", type=int, nargs="+", default=[64])
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "benchmarks" / "out" / "frontier")
     parser.add_argument("--results", type=pathlib.Path, default=REPO / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--saved-only", action="store_true",
+                        help="run nothing: score the saved runs only (a row's seeds are those of --seeds saved)")
     args = parser.parse_args()
     args.baseline_seeds = args.baseline_seeds or args.seeds
     for name, values in (("budgets", args.budgets), ("xplique-budgets", args.xplique_budgets),
@@ -365,7 +369,8 @@ def main():
         f"itself a mean over the {len(classes)} classes. Real photos: the classes' own photos, not in the reference "
         "set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
         "configuration's first call also traces); a budget read from a snapshot of a longer run is charged its "
-        "share of that run's steps.", "",
+        "share of that run's steps. With `--saved-only`, a row averages those of the requested seeds that "
+        "had a saved run; its seeds column counts them.", "",
         "Methods (a section shows only those it ran): "
         + "; ".join(f"**{name}**: {note.note}" for name, note in METHODS.items()) + ".", "",
         "Metrics: plausibility = 1-NN distance to the reference photos in MobileNetV1-0.5 pooled "
@@ -385,9 +390,10 @@ def main():
         for name in args.methods:
             seeds = args.baseline_seeds if name in BASELINES else args.seeds
             per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in seeds]
-            for budget in sorted(per_seed[0]):
-                seconds = min(pictures[budget][1] for pictures in per_seed)
-                rows[(name, budget)] = (seconds, len(seeds), summarize([scorer(p[budget][0]) for p in per_seed]))
+            for budget in sorted(set().union(*per_seed)):
+                runs = [pictures[budget] for pictures in per_seed if budget in pictures]  # all, unless --saved-only
+                rows[(name, budget)] = (min(seconds for _, seconds in runs), len(runs),
+                                        summarize([scorer(pictures) for pictures, _ in runs]))
         maco_keras.clear_cache()
         header = (["method", "steps", "seeds", "s / picture"]
                   + [title + (" ↓" if not up else " ↑") for _, title, _, up in METRICS])
@@ -404,7 +410,8 @@ def main():
                    + " --budgets " + " ".join(map(str, args.budgets))
                    + " --schedule-budgets " + " ".join(map(str, args.schedule_budgets))
                    + " --baseline-budgets " + " ".join(map(str, args.baseline_budgets))
-                   + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets)))
+                   + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets))
+                   + (" --saved-only" if args.saved_only else ""))
         table = markdown_table(header, body)
         print(table, flush=True)
         write_section(args.results, f"frontier-{subject}", "\n".join([
