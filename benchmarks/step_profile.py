@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
 from common import markdown_table, shared_dir  # noqa: E402
-from maco_keras import augmentation, optimization, parameterization  # noqa: E402
+from maco_keras import augmentation, parameterization  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
 
