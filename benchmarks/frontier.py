@@ -174,6 +174,11 @@ METHODS = {
         "only the phases below a frequency cutoff are updated; the cutoff opens linearly over the first half "
         "of the run (low frequencies first)",
         optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 2, learning_rate=1.0))),
+    "MACO, coarse to fine and cosine lr": maco_method(
+        "coarse to fine as above, with the learning rate decayed from 1.0 to 0.1 (cosine) over the run",
+        optimizer=per_budget(lambda steps: CoarseToFineNadam(
+            open_steps=steps // 2,
+            learning_rate=keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1)))),
     "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),
     "Fourier": baseline_method(baselines.fourier, "Lucid's Fourier parameterization (decay 0.85, Adam 0.05)"),
     "CBR": baseline_method(baselines.pixel, "pixels (Adam 0.05)"),
