@@ -109,6 +109,8 @@ class CoarseToFineNadam(keras.optimizers.Nadam):
     """
 
     def __init__(self, open_steps=32, **kwargs):
+        if int(open_steps) < 1:
+            raise ValueError(f"expected open_steps >= 1, received: open_steps={open_steps}")
         super().__init__(**kwargs)
         self.open_steps = int(open_steps)
 
@@ -123,6 +125,17 @@ class CoarseToFineNadam(keras.optimizers.Nadam):
 
     def get_config(self):
         return {**super().get_config(), "open_steps": self.open_steps}
+
+
+def cosine_decay(steps):
+    """The learning rate decayed from 1.0 to 0.1 over the run (cosine)."""
+    return keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1)
+
+
+@per_budget
+def large_crops_first(steps):
+    """The mean crop area decreasing linearly from 0.5 to 0.25 of the image over the run."""
+    return np.linspace(0.5, 0.25, steps)
 
 
 def maco_method(note, **overrides):
@@ -160,25 +173,22 @@ METHODS = {
                                                                                           VALUES_RANGE)),
     "MACO, lr 1 to 0.1 (cosine)": maco_method(
         "learning rate decayed from 1.0 to 0.1 over the run (cosine)",
-        optimizer=per_budget(lambda steps: keras.optimizers.Nadam(
-            keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1)))),
+        optimizer=per_budget(lambda steps: keras.optimizers.Nadam(cosine_decay(steps)))),
     "MACO, crop scale 0.5 to 0.25": maco_method(
         "mean crop area decreasing linearly from 0.5 to 0.25 of the image (large structure first)",
-        crop_scale=per_budget(lambda steps: np.linspace(0.5, 0.25, steps))),
+        crop_scale=large_crops_first),
     "MACO, cosine lr and crop scale 0.5 to 0.25": maco_method(
         "both of the above: learning rate 1.0 to 0.1 (cosine) and mean crop area 0.5 to 0.25",
-        optimizer=per_budget(lambda steps: keras.optimizers.Nadam(
-            keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1))),
-        crop_scale=per_budget(lambda steps: np.linspace(0.5, 0.25, steps))),
+        optimizer=per_budget(lambda steps: keras.optimizers.Nadam(cosine_decay(steps))),
+        crop_scale=large_crops_first),
     "MACO, coarse to fine": maco_method(
         "only the phases below a frequency cutoff are updated; the cutoff opens linearly over the first half "
         "of the run (low frequencies first)",
         optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 2, learning_rate=1.0))),
     "MACO, coarse to fine and cosine lr": maco_method(
         "coarse to fine as above, with the learning rate decayed from 1.0 to 0.1 (cosine) over the run",
-        optimizer=per_budget(lambda steps: CoarseToFineNadam(
-            open_steps=steps // 2,
-            learning_rate=keras.optimizers.schedules.CosineDecay(1.0, decay_steps=steps, alpha=0.1)))),
+        optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 2,
+                                                             learning_rate=cosine_decay(steps)))),
     "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),
     "Fourier": baseline_method(baselines.fourier, "Lucid's Fourier parameterization (decay 0.85, Adam 0.05)"),
     "CBR": baseline_method(baselines.pixel, "pixels (Adam 0.05)"),

@@ -11,8 +11,9 @@ Times each part of a MACO step on its own, as the loop runs it (compiled with
 - optimizer: one NAdam update of the phase;
 - whole step: the loop itself (`maco` with a reused loop, over `--steps` steps), divided
   by the steps.
-"overhead" is the whole step over the model alone; "parts" is the sum of the parts over
-the model, which leaves out what only the whole step has (transparency, scores, loop).
+"whole step / model" is the step's cost over the floor; "parts / model" is the sum of the
+parts over it, which leaves out what only the whole step has (transparency, scores, loop)
+and counts what the parts pay alone (one call each).
 
 Run:  python benchmarks/step_profile.py [--sizes 1 4] [--crops 32] [--image-size 512]
 """
@@ -28,7 +29,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
-from common import markdown_table, shared_dir  # noqa: E402
+from common import floor_steps, markdown_table, shared_dir  # noqa: E402
 from maco_keras import augmentation, parameterization  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
@@ -59,14 +60,6 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     optimizer.build(images_layer.trainable_variables)
 
     @tf.function
-    def model_part():
-        inputs = crop_gradient  # any model-sized batch of K * N inputs
-        with tf.GradientTape() as tape:
-            tape.watch(inputs)
-            score = tf.reduce_sum(model(inputs)[:, 1])
-        return tape.gradient(score, inputs)
-
-    @tf.function
     def image_part():
         with tf.GradientTape() as tape:
             rendered = images_layer()
@@ -94,7 +87,7 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     def optimizer_part():
         optimizer.apply_gradients(zip(gradients, images_layer.trainable_variables))
 
-    named = [("model (floor)", model_part), ("image fwd+bwd", image_part), ("noise", noise_part),
+    named = [("model (floor)", floor_steps(model, crops * num_images, 1)), ("image fwd+bwd", image_part), ("noise", noise_part),
              ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part)]
     return {name: median_ms(function, iterations, repeats) for name, function in named}
 
@@ -120,6 +113,10 @@ def main():
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
     args = parser.parse_args()
+    for name in ("sizes", "crops", "image_size", "iterations", "repeats", "steps"):
+        values = getattr(args, name) if name == "sizes" else [getattr(args, name)]
+        if min(values) < 1:
+            parser.error(f"expected positive --{name.replace('_', '-')}, received: {getattr(args, name)}")
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     print(f"model {args.model}, crops {args.crops}, image {args.image_size}px, TF {tf.__version__}, "

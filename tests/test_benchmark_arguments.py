@@ -1,0 +1,32 @@
+"""Bad arguments to the benchmark scripts stop them at once, with one line naming the argument."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize("script, argument, value", [
+    ("step_profile.py", "--sizes", "0"),
+    ("step_profile.py", "--crops", "0"),
+    ("step_profile.py", "--steps", "-1"),
+    ("frontier.py", "--classes", "0"),
+    ("frontier.py", "--budgets", "0"),
+])
+def test_bad_argument_exits_with_2_naming_it(script, argument, value):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), argument, value],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"expected positive {argument}" in last and value in last
+
+
+def test_coarse_to_fine_needs_a_positive_opening(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import frontier
+    with pytest.raises(ValueError, match="open_steps >= 1, received: open_steps=0"):
+        frontier.CoarseToFineNadam(open_steps=0)
+    assert frontier.CoarseToFineNadam(open_steps=3).get_config()["open_steps"] == 3
