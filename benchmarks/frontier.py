@@ -189,6 +189,23 @@ METHODS = {
         "coarse to fine as above, with the learning rate decayed from 1.0 to 0.1 (cosine) over the run",
         optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 2,
                                                              learning_rate=cosine_decay(steps)))),
+    "MACO, coarse to fine, cosine lr and crop scale 0.5 to 0.25": maco_method(
+        "coarse to fine over the first half of the run, learning rate 1.0 to 0.1 (cosine) and mean crop area "
+        "0.5 to 0.25",
+        optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 2,
+                                                             learning_rate=cosine_decay(steps))),
+        crop_scale=large_crops_first),
+    "MACO, coarse to fine over a quarter and cosine lr": maco_method(
+        "coarse to fine with the cutoff opening over the first quarter of the run, learning rate 1.0 to 0.1 "
+        "(cosine)",
+        optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 4,
+                                                             learning_rate=cosine_decay(steps)))),
+    "MACO, fast preset": Method(
+        lambda model, classes, seed, steps, snapshot_steps: maco_method("", **{
+            key: value for key, value in maco_keras.PRESETS["fast"].items() if key != "steps"}).run(
+                model, classes, seed, steps, snapshot_steps),
+        False, "the package's PRESETS['fast'] (coarse to fine over half the run, learning rate Ramp(1.0, 0.1, "
+        "'cosine'), mean crop area Ramp(0.5, 0.25)) at the given steps"),
     "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),
     "Fourier": baseline_method(baselines.fourier, "Lucid's Fourier parameterization (decay 0.85, Adam 0.05)"),
     "CBR": baseline_method(baselines.pixel, "pixels (Adam 0.05)"),

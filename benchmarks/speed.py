@@ -13,7 +13,11 @@ three are measured interleaved, `--repeats` times, and the medians reported, bot
 seconds and in CPU seconds (all threads of the process: it ignores what other tenants
 take and is the steadier of the two).
 
+`--preset fast` times maco with `PRESETS["fast"]`'s schedules (its steps and crops are
+`--steps` and `--crops`); `--no-xplique` leaves Xplique out (half the time, more repeats).
+
 Run:  python benchmarks/speed.py [--steps 32] [--crops 32] [--image-size 512] [--sizes 1 8] [--repeats 2]
+                                 [--preset paper|fast] [--no-xplique]
 """
 
 import argparse
@@ -57,11 +61,19 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
+    parser.add_argument("--preset", choices=("paper", "fast"), default="paper")
+    parser.add_argument("--no-xplique", action="store_true", help="do not time Xplique's maco")
     args = parser.parse_args()
+    for name in ("steps", "crops", "image_size", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"expected a positive --{name.replace('_', '-')}, received: {getattr(args, name)}")
+    if min(args.sizes) < 1:
+        parser.error(f"expected positive --sizes, received: {args.sizes}")
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     settings = dict(steps=args.steps, crops=args.crops, image_size=args.image_size)
-    print(f"model {args.model}, {settings}, repeats {args.repeats}, TF {tf.__version__}, "
+    schedules = {key: value for key, value in maco_keras.PRESETS[args.preset].items() if key not in ("steps", "crops")}
+    print(f"model {args.model}, {settings}, preset {args.preset}, repeats {args.repeats}, TF {tf.__version__}, "
           f"CPU threads {os.cpu_count()}", flush=True)
     rows = {"CPU": [], "wall": []}
     for size in args.sizes:
@@ -69,16 +81,16 @@ def main():
         floor_steps = make_floor(model, args.crops * size, args.steps)
         maco_keras.clear_cache()
         with Timer() as cold:
-            maco_keras.maco(model, units=units, verbose=False, seed=0, **settings)
+            maco_keras.maco(model, units=units, verbose=False, seed=0, **settings, **schedules)
         measured = {"floor": [], "warm": [], "xplique": []}
         for repeat in range(args.repeats):
             wall, cpu = floor_steps()
             measured["floor"].append((wall / size, cpu / size))
             with Timer() as warm:
-                maco_keras.maco(model, units=units, verbose=False, seed=repeat + 1, **settings)
+                maco_keras.maco(model, units=units, verbose=False, seed=repeat + 1, **settings, **schedules)
             measured["warm"].append((warm.seconds / size, warm.cpu_seconds / size))
             with Timer() as xplique:
-                for unit in units:
+                for unit in units if not args.no_xplique else []:
                     xplique_maco(Objective.neuron(model, -1, unit), nb_steps=args.steps, nb_crops=args.crops,
                                  custom_shape=(args.image_size, args.image_size), values_range=(-1, 1))
             measured["xplique"].append((xplique.seconds / size, xplique.cpu_seconds / size))
@@ -87,6 +99,7 @@ def main():
         for index, kind in enumerate(("wall", "CPU")):
             floor, warm, xplique = (float(np.median([m[index] for m in measured[k]]))
                                     for k in ("floor", "warm", "xplique"))
+            xplique = float("nan") if args.no_xplique else xplique
             first = (cold.seconds, cold.cpu_seconds)[index] / size
             rows[kind].append([size, f"{floor:.2f}", f"{first:.2f}", f"{warm:.2f}", f"{xplique:.2f}",
                                f"{warm / floor:.3f}", f"{first / floor:.3f}", f"{xplique / warm:.2f}",

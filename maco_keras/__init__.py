@@ -21,6 +21,8 @@ _EXPORTS = {
     "FourierImage": "parameterization",
     "PixelImage": "parameterization",
     "LoopSettings": "optimization",
+    "PRESETS": "presets",
+    "Ramp": "optimization",
     "NonFiniteError": "optimization",
     "Visualization": "optimization",
     "clear_cache": "optimization",

@@ -66,7 +66,11 @@ def build_parser():
                            help="units: numbers and ranges (1,5,10-19) or all (default: all)")
     visualize.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco",
                            help="maco (default), or the paper's baselines fourier and pixel (CBR)")
-    visualize.add_argument("--steps", type=_positive_int, default=256, help="optimization steps (default 256)")
+    visualize.add_argument("--preset", choices=("paper", "fast"), default="paper",
+                           help="maco's settings: paper (default: the paper's, 256 steps) or fast (64 steps, coarse "
+                           "to fine, decaying learning rate, large crops first; see the README's Quality)")
+    visualize.add_argument("--steps", type=_positive_int, default=None,
+                           help="optimization steps (default: the preset's, 256 or 64)")
     visualize.add_argument("--image-size", type=_positive_int, default=512, help="image side (default 512)")
     visualize.add_argument("--crops", type=_positive_int, default=32, help="crops per image per step (default 32)")
     visualize.add_argument("--crop-chunk", type=_positive_int, default=None,
@@ -153,12 +157,18 @@ class VisualizeJob:
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
                              f"received: --image-size={args.image_size}")
+        if args.preset != "paper" and args.method != "maco":
+            raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
+        if args.steps is None:
+            from maco_keras import presets
+
+            args.steps = presets.PRESETS[args.preset]["steps"]
         self.folder = results.RunFolder(args.out)
         self.mine = results.shard_units(self.units, *self.shard)
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
-                    "relu_redirect_steps": args.relu_redirect_steps,
+                    "relu_redirect_steps": args.relu_redirect_steps, "preset": args.preset,
                     "weights": args.weights if loaded.values_range is not None else None}
         self.manifest = self.folder.open(
             {"model": loaded.source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,
@@ -178,6 +188,10 @@ class VisualizeJob:
 
         args = self.args
         method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
+        # The preset's schedules; its steps are --steps' default and --crops stays the user's.
+        preset = {key: value for key, value in maco_keras.PRESETS[args.preset].items() if key not in ("steps", "crops")}
+        if args.method != "maco":
+            preset = {}
         results.remove_stale_temporaries(self.folder.folder)
         finished = set(self.folder.finished(self.mine))
         todo = [unit for unit in self.mine if unit not in finished]
@@ -199,7 +213,8 @@ class VisualizeJob:
             visualization = method(
                 self.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
                 values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
-                crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps, return_visualization=True)
+                crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps, return_visualization=True,
+                **preset)
             seconds = (time.perf_counter() - unit_started) / len(batch)
             for index, unit in enumerate(batch):
                 scores = visualization.scores[:, index]  # in the unit's own value

@@ -78,6 +78,8 @@ def visualize(
     verbose: bool = True,
     return_visualization: bool = False,
     snapshot_steps: Sequence[int] = (),
+    learning_rate=None,
+    coarse_to_fine: float = 0.0,
 ):
     """Optimizes the images of any parameterization for an objective, with any augmentation.
 
@@ -104,6 +106,11 @@ def visualize(
         noise: amplitude of the U(-a, a) noise as a fraction of the parameterization's
             `values_range` span (default 0.1); same forms.
         seed: int; the same seed gives the same images (default None: random).
+        learning_rate: the optimizer's learning rate at each step (same forms as
+            `crop_scale`, e.g. `Ramp(1.0, 0.1, "cosine")`); default None: the optimizer's own.
+        coarse_to_fine: fraction of the steps over which the updated frequencies widen
+            from the lowest to all (default 0: all from the start); needs a
+            parameterization of frequencies (`MacoImage`). See `maco`.
         strategy, crop_chunk, relu_redirect_steps, jit_compile, verbose,
             return_visualization, snapshot_steps: see `maco`.
 
@@ -124,7 +131,11 @@ def visualize(
     settings = optimization.LoopSettings.make(
         steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=uniform, augmentation=augmentation,
         optimizer=optimizer, jit_compile=jit_compile, verbose=verbose, strategy=strategy, crop_chunk=crop_chunk,
-        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps)
+        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps, learning_rate=learning_rate,
+        coarse_to_fine=coarse_to_fine)
+    if settings.frequency_cutoffs is not None and parameterization.frequency_radius() is None:
+        raise ValueError(f"expected a parameterization of frequencies (e.g. MacoImage) with coarse_to_fine > 0, "
+                         f"received: parameterization={type(parameterization).__name__}")
     compiled = compile_for(objective, units, input_shape, parameterization.image_size,
                            redirect_relu=relu_redirect_steps > 0)
     visualization = run(parameterization, compiled, settings)
@@ -136,7 +147,7 @@ def visualize(
 def run_method(objective, units, input_shape, *, make_images, cache, steps, image_size, crops, crop_scale, noise,
                values_range, seed, augmentation, optimizer, jit_compile, verbose, return_visualization,
                prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None, relu_redirect_steps=0,
-               snapshot_steps=()):
+               snapshot_steps=(), learning_rate=None, coarse_to_fine=0.0):
     """What the presets (`maco`, `fourier`, `pixel`) share: validate, compile, reuse a parameterization, `visualize`.
 
     Args:
@@ -158,7 +169,7 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
         steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=optimization.schedule(
             "noise", noise, validation.positive_int("steps", steps)), augmentation=augmentation, optimizer=optimizer,
         strategy=strategy, crop_chunk=crop_chunk, relu_redirect_steps=relu_redirect_steps,
-        snapshot_steps=snapshot_steps)
+        snapshot_steps=snapshot_steps, learning_rate=learning_rate, coarse_to_fine=coarse_to_fine)
     if batch_size is not None:
         batch_size = validation.positive_int("batch_size", batch_size)
     compiled = compile_for(objective, units, input_shape, size, redirect_relu=relu_redirect_steps > 0)
@@ -178,7 +189,8 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
             batch, images, augmentation=augmentation, optimizer=optimizer, steps=steps, crops=crops,
             crop_scale=crop_scale, noise=noise, seed=seed, strategy=strategy, crop_chunk=crop_chunk,
             relu_redirect_steps=relu_redirect_steps, jit_compile=jit_compile, verbose=verbose,
-            return_visualization=True, snapshot_steps=snapshot_steps))
+            return_visualization=True, snapshot_steps=snapshot_steps, learning_rate=learning_rate,
+            coarse_to_fine=coarse_to_fine))
     visualization = optimization.Visualization.concatenate(visualizations)
     if return_visualization:
         return visualization

@@ -42,6 +42,43 @@ class _SeparateLoopsAreNotRetracing(logging.Filter):
 tf.get_logger().addFilter(_SeparateLoopsAreNotRetracing())
 
 
+@dataclasses.dataclass(frozen=True)
+class Ramp:
+    """A per-step value going from `start` at the first step towards `end` over the run, whatever its length.
+
+    Accepted wherever a schedule is (`crop_scale`, `noise`, `learning_rate`): the run's
+    step count turns it into one value per step, so one `Ramp` serves 64-step and
+    256-step runs alike (and, as a tensor argument, the same compiled loop).
+
+    Args:
+        start: the value at the first step.
+        end: "linear": the value at the last step; "cosine": the value the cosine tends
+            to after the last step, as in `keras.optimizers.schedules.CosineDecay(start,
+            decay_steps=steps, alpha=end / start)`.
+        shape: "linear" (default) or "cosine".
+
+    Example:
+        >>> maco(model, units=[1], steps=64, learning_rate=Ramp(1.0, 0.1, "cosine"), crop_scale=Ramp(0.5, 0.25))
+    """
+
+    start: float
+    end: float
+    shape: str = "linear"
+
+    def __post_init__(self):
+        for name in ("start", "end"):
+            validation.non_negative_float(f"Ramp.{name}", getattr(self, name))
+        if self.shape not in ("linear", "cosine"):
+            raise ValueError(f"expected Ramp.shape 'linear' or 'cosine', received: shape={self.shape!r}")
+
+    def values(self, steps):
+        """float32 array (steps,): the value at each step."""
+        if self.shape == "linear":
+            return np.linspace(self.start, self.end, steps).astype(np.float32)
+        cosine = 0.5 * (1.0 + np.cos(np.pi * np.arange(steps) / steps))
+        return (self.end + (self.start - self.end) * cosine).astype(np.float32)
+
+
 @dataclasses.dataclass
 class Visualization:
     """What an optimization returns.
@@ -114,6 +151,11 @@ class LoopSettings:
             through dead units (the objective must be compiled with `redirect_relu`).
         snapshot_steps: sorted steps in [1, steps] after which the images and transparency
             are kept (`Visualization.snapshots`); the loop pauses there, it is not retraced.
+        learning_rates: float32 array (steps,) set as the optimizer's learning rate before
+            each step, or None: the optimizer's own.
+        frequency_cutoffs: float32 array (steps,), or None: at each step only the weights
+            of frequencies whose radius (`spectrum.frequency_radius`) is at most the cutoff
+            are updated (coarse to fine); None updates all.
     """
 
     steps: int
@@ -130,6 +172,8 @@ class LoopSettings:
     crop_chunk: Optional[int] = None
     relu_redirect_steps: int = 0
     snapshot_steps: Tuple[int, ...] = ()
+    learning_rates: Optional[np.ndarray] = None
+    frequency_cutoffs: Optional[np.ndarray] = None
 
     @classmethod
     def make(cls, *, steps: int = 256, crops: int = 32, seed: Optional[int] = None, crop_scale=0.25,
@@ -137,11 +181,13 @@ class LoopSettings:
              optimizer: Optional[keras.optimizers.Optimizer] = None, jit_compile: bool = False,
              verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
              crop_chunk: Optional[int] = None, relu_redirect_steps: int = 0,
-             snapshot_steps=()) -> "LoopSettings":
+             snapshot_steps=(), learning_rate=None, coarse_to_fine: float = 0.0) -> "LoopSettings":
         """Validates the arguments (each error names its parameter) and builds the settings.
 
-        `crop_scale`, `uniform_noise` and `gaussian_noise` are numbers, callables
-        `step -> number` or sequences of `steps` numbers.
+        `crop_scale`, `uniform_noise`, `gaussian_noise` and `learning_rate` are numbers,
+        `Ramp`s, callables `step -> number` or sequences of `steps` numbers.
+        `learning_rate` None keeps the optimizer's own. `coarse_to_fine` in [0, 1]: the
+        fraction of the steps over which the frequency cutoff opens (0: off).
         """
         steps = validation.positive_int("steps", steps)
         crops = validation.positive_int("crops", crops)
@@ -157,12 +203,35 @@ class LoopSettings:
             optimizer = default_optimizer()
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(f"`optimizer` must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}.")
+        learning_rates = None
+        if learning_rate is not None:
+            if isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule):
+                raise ValueError("expected an optimizer with a constant learning rate when `learning_rate` is given, "
+                                 f"received: optimizer learning_rate={optimizer._learning_rate!r}")
+            learning_rates = schedule("learning_rate", learning_rate, steps)
+        frequency_cutoffs = coarse_to_fine_cutoffs(coarse_to_fine, steps)
         split_crops(crops, resolve_strategy(strategy), crop_chunk)
         if isinstance(relu_redirect_steps, bool) or not isinstance(relu_redirect_steps, int) or relu_redirect_steps < 0:
             raise ValueError(f"expected an int >= 0, received: relu_redirect_steps={relu_redirect_steps!r}")
         return cls(steps, crops, seed, crop_scales, schedule("uniform_noise", uniform_noise, steps),
                    schedule("gaussian_noise", gaussian_noise, steps), augmentation, optimizer, bool(jit_compile),
-                   bool(verbose), strategy, crop_chunk, relu_redirect_steps, snapshot_list(snapshot_steps, steps))
+                   bool(verbose), strategy, crop_chunk, relu_redirect_steps, snapshot_list(snapshot_steps, steps),
+                   learning_rates, frequency_cutoffs)
+
+
+def coarse_to_fine_cutoffs(coarse_to_fine, steps):
+    """The per-step frequency cutoffs of coarse to fine optimization, or None when it is off (0).
+
+    The cutoff grows linearly, reaching 1 (every frequency) after the first
+    `coarse_to_fine * steps` steps: step s (from 0) updates radii <= (s + 1) / that count.
+    """
+    if isinstance(coarse_to_fine, bool) or not isinstance(coarse_to_fine, (int, float, np.floating, np.integer)) \
+            or not 0.0 <= coarse_to_fine <= 1.0:
+        raise ValueError(f"expected a fraction of the steps in [0, 1], received: coarse_to_fine={coarse_to_fine!r}")
+    if coarse_to_fine == 0:
+        return None
+    open_steps = max(1, int(coarse_to_fine * steps))
+    return np.minimum(1.0, np.arange(1, steps + 1) / open_steps).astype(np.float32)
 
 
 def snapshot_list(snapshot_steps, steps):
@@ -251,7 +320,8 @@ class OptimizationLoop:
     """
 
     def __init__(self, parameterization, objective, num_crops, augmentation, optimizer, jit_compile=False,
-                 strategy=None, crop_chunk=None, relu_redirect_steps=0):
+                 strategy=None, crop_chunk=None, relu_redirect_steps=0, learning_rate_schedule=False,
+                 coarse_to_fine=False):
         self.parameterization = parameterization
         self.objective = objective
         self.num_crops = num_crops
@@ -263,6 +333,14 @@ class OptimizationLoop:
         self.crops_per_replica, self.crop_chunk = split_crops(num_crops, self.strategy, crop_chunk)
         self.num_chunks = self.crops_per_replica // self.crop_chunk
         self.relu_redirect_steps = int(relu_redirect_steps)
+        self.learning_rate_schedule = bool(learning_rate_schedule)
+        self.radii = None
+        if coarse_to_fine:
+            radii = parameterization.frequency_radius()
+            if radii is None:
+                raise ValueError(f"expected a parameterization of frequencies for coarse to fine optimization, "
+                                 f"received: parameterization={type(parameterization).__name__}")
+            self.radii = [None if radius is None else tf.constant(radius, tf.float32) for radius in radii]
         # A TPU strategy compiles the replicated step with XLA itself; XLA has no
         # CropAndResize kernel, so crops are cut with gathers there too.
         self.gather = bool(jit_compile) or is_tpu(self.strategy)
@@ -294,7 +372,8 @@ class OptimizationLoop:
             mask_specs,
             tf.TensorSpec((len(objective.masks),), tf.float32),  # multipliers
         ]
-        schedule_specs = [tf.TensorSpec((None,), tf.float32)] * 3  # crop scale, uniform, gaussian per step
+        # Per step: crop scale, uniform and gaussian noise, learning rate, frequency cutoff.
+        schedule_specs = [tf.TensorSpec((None,), tf.float32)] * 5
         self._run_steps = tf.function(
             self._steps, input_signature=[tf.TensorSpec((), tf.int32)] * 2 + step_specs + schedule_specs,
             jit_compile=self.jit_compile)
@@ -352,7 +431,14 @@ class OptimizationLoop:
         non_finite += tf.reduce_sum(tf.cast(~tf.math.is_finite(scores), tf.float32))
         return scores, image_gradient, gradients, non_finite
 
-    def _replica_apply(self, step, scores, image_gradient, gradients):
+    def _replica_apply(self, step, scores, image_gradient, gradients, learning_rate, cutoff):
+        if self.radii is not None:
+            # Coarse to fine: the frequencies above the cutoff get no gradient, so their
+            # moments stay 0 and they keep their phase until the cutoff reaches them.
+            gradients = [g if radius is None else g * tf.cast(radius <= cutoff, g.dtype)
+                         for g, radius in zip(gradients, self.radii)]
+        if self.learning_rate_schedule:
+            self.optimizer.learning_rate = learning_rate
         # Gradient *ascent*: the objective is maximized. The optimizer sums the replicas' gradients.
         self.optimizer.apply_gradients(zip([-g for g in gradients], self.variables))
         self.transparency_sum.assign_add(tf.abs(image_gradient))
@@ -386,7 +472,7 @@ class OptimizationLoop:
             tf.constant(gaussian_noise, tf.float32))
         return scores.numpy(), image_gradient.numpy(), [g.numpy() for g in gradients]
 
-    def _steps(self, start, stop, seed, masks, multipliers, scales, uniforms, gaussians):
+    def _steps(self, start, stop, seed, masks, multipliers, scales, uniforms, gaussians, learning_rates, cutoffs):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, failed):
@@ -396,7 +482,8 @@ class OptimizationLoop:
                 args=(step, seed, masks, multipliers, scales[step], uniforms[step], gaussians[step]))
 
             def apply():
-                self.strategy.run(self._replica_apply, args=(step, scores, image_gradient, gradients))
+                self.strategy.run(self._replica_apply, args=(step, scores, image_gradient, gradients,
+                                                             learning_rates[step], cutoffs[step]))
                 return tf.constant(-1)
 
             failed = tf.cond(self._first(non_finite) == 0, apply, lambda: step)
@@ -431,7 +518,11 @@ class OptimizationLoop:
         self.history.assign(tf.zeros((steps, self.parameterization.num_images)))
         masks = [tf.constant(mask, tf.float32) for mask in masks]
         multipliers = tf.constant(multipliers, tf.float32)
-        schedules = [tf.constant(values, tf.float32) for values in (crop_scales, uniform_noise, gaussian_noise)]
+        ones = np.ones((steps,), np.float32)  # in place of the schedules a loop does not use
+        schedules = [tf.constant(values, tf.float32) for values in (
+            crop_scales, uniform_noise, gaussian_noise,
+            ones if settings.learning_rates is None else settings.learning_rates,
+            ones if settings.frequency_cutoffs is None else settings.frequency_cutoffs)]
         progress = keras.utils.Progbar(steps, stateful_metrics=["score"]) if verbose else None
         chunk = max(1, math.ceil(steps / 50)) if verbose else steps
         # The loop pauses (Python runs) at the progress updates and the snapshots only.
@@ -465,7 +556,7 @@ def get_loop(parameterization, objective, settings):
     strategy_key = None if settings.strategy is None else id(settings.strategy)
     key = (id(parameterization), objective.key, settings.crops, settings.augmentation,
            optimizer_key(settings.optimizer), settings.jit_compile, strategy_key, settings.crop_chunk,
-           settings.relu_redirect_steps)
+           settings.relu_redirect_steps, settings.learning_rates is not None, settings.frequency_cutoffs is not None)
     entry = _LOOPS.get(key)
     if entry is not None and entry[0]() is parameterization:
         _LOOPS.move_to_end(key)
@@ -473,7 +564,8 @@ def get_loop(parameterization, objective, settings):
         loop.objective = objective  # same structure; carries this call's names
         return loop
     loop = OptimizationLoop(parameterization, objective, settings.crops, settings.augmentation, settings.optimizer,
-                            settings.jit_compile, settings.strategy, settings.crop_chunk, settings.relu_redirect_steps)
+                            settings.jit_compile, settings.strategy, settings.crop_chunk, settings.relu_redirect_steps,
+                            settings.learning_rates is not None, settings.frequency_cutoffs is not None)
     _LOOPS[key] = (weakref.ref(parameterization), loop)
     while len(_LOOPS) > _MAX_LOOPS:
         _LOOPS.popitem(last=False)
@@ -517,7 +609,7 @@ def clear_cache():
 
 
 def schedule(name, value, steps):
-    """A per-step schedule from a number, a callable `step -> number` or a sequence.
+    """A per-step schedule from a number, a `Ramp`, a callable `step -> number` or a sequence.
 
     Callables are evaluated once per step here, before the loop, so the loop itself
     runs no Python.
@@ -525,7 +617,9 @@ def schedule(name, value, steps):
     Returns:
         float32 array (steps,).
     """
-    if callable(value):
+    if isinstance(value, Ramp):
+        values = value.values(steps)
+    elif callable(value):
         values = np.array([value(step) for step in range(steps)], np.float32)
     elif np.ndim(value) == 0:
         values = np.full((steps,), validation.non_negative_float(name, value), np.float32)

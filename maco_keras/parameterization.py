@@ -44,6 +44,12 @@ class ImageParameterization(keras.layers.Layer):
         """Re-draws the trainable weights from `seed` (an int or a scalar int tensor)."""
         raise NotImplementedError
 
+    def frequency_radius(self):
+        """For each trainable weight, the radius (see `spectrum.frequency_radius`) of the
+        frequency each entry sets, broadcastable to the weight; None where the weights are
+        not frequencies (the default: coarse to fine optimization is not available)."""
+        return None
+
     @staticmethod
     def initial_seed(seed):
         """The stateless seed of the initial weights (see `seeding.initial_seed`)."""
@@ -121,6 +127,9 @@ class MacoImage(ImageParameterization):
                 raise ValueError(f"expected a phase of shape {tuple(self.phase.shape)}, received: phase.shape="
                                  f"{phase.shape}")
         self.start_phase = phase
+
+    def frequency_radius(self):
+        return [spectrum.frequency_radius(self.image_size)[None, None]]
 
     def spatial_images(self):
         """`irfft2d(magnitude * exp(i * phase))` as (N, H, W, C), before any normalization."""

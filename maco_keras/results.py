@@ -32,7 +32,9 @@ MANIFEST = "manifest.json"
 UNITS = "units"
 FORMAT = 1
 # The settings that change a unit's result: a folder's units must all share them.
-RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale")
+RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset")
+# What a setting was before the manifest recorded it (folders written by earlier versions).
+_SETTING_DEFAULTS = {"preset": "paper"}
 
 
 def to_display(images, values_range=(-1.0, 1.0)):
@@ -221,7 +223,8 @@ class RunFolder:
                             f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description[key]!r}: "
                             "use another --out")
                 for key in RESULT_SETTINGS:
-                    ours, theirs = description["settings"].get(key), manifest["settings"].get(key)
+                    ours = description["settings"].get(key)
+                    theirs = manifest["settings"].get(key, _SETTING_DEFAULTS.get(key))
                     if ours != theirs:
                         raise RunFolderError(
                             f"{self.folder} holds a run with {key}={theirs!r}, this one has {key}={ours!r}: "

@@ -23,6 +23,19 @@ def spectrum_shape(image_size):
     return height, width // 2 + 1
 
 
+def frequency_radius(image_size):
+    """Each rfft2d frequency's distance to 0, (height, width // 2 + 1), 1 at the corner (Nyquist, Nyquist).
+
+    Coarse to fine optimization (`coarse_to_fine` in `maco`) updates the phases of the
+    frequencies below a cutoff on this scale first: 0 is the image's mean, small radii its
+    layout, radii near 1 its finest detail.
+    """
+    height, width = image_size
+    fy = np.abs(np.fft.fftfreq(height))[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    return (np.sqrt(fy ** 2 + fx ** 2) / np.sqrt(0.5)).astype(np.float32)
+
+
 @functools.lru_cache(maxsize=1)
 def _imagenet_magnitude_512():
     magnitude = np.load(IMAGENET_SPECTRUM_PATH).astype(np.float32)

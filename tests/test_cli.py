@@ -170,6 +170,10 @@ def test_visualize_with_a_strategy_and_crop_chunks(saved_model, tiny_run, tmp_pa
     (["visualize", "{model}", "--values-range", "1", "-1"], "values-range"),
     (["visualize", "{model}", "--shard", "2/2"], "--shard"),
     (["visualize", "{model}", "--method", "deepdream"], "--method"),
+    (["visualize", "{model}", "--method", "fourier", "--preset", "fast"], "--method=fourier"),
+    (["visualize", "{model}", "--preset", "quick"], "--preset"),
+    (["visualize", "{model}", "--out", "{run}", "--units", "0-3,7", "--preset", "fast", *SMALL],
+     "preset='paper'"),
     (["visualize", "{model}", "--out", "{run}", "--units", "0-3,7", "--steps", "5"], "steps=3"),
     (["visualize", "{tmp}/garbage.keras"], "cannot read the model"),
     (["atlas", "{tmp}/nowhere"], "manifest.json"),
@@ -291,3 +295,17 @@ def test_atlas_in_headless_chromium(tiny_run, tmp_path):
             driver.switch_to.alert.text
     finally:
         driver.quit()
+
+
+def test_the_fast_preset_from_the_shell(saved_model, tmp_path):
+    out = tmp_path / "fast"
+    assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "1", "--preset", "fast",
+                     *SMALL]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["preset"] == "fast" and manifest["units"]["1"]["state"] == "done"
+    # A folder written before presets were recorded resumes as the paper's settings.
+    del manifest["settings"]["preset"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(results.RunFolderError, match="preset='paper'"):
+        cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1",
+                                      "--preset", "fast", *SMALL]))

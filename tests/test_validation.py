@@ -48,7 +48,31 @@ CASES = [
     (dict(units=[1], snapshot_steps=[6]), ValueError, "snapshot_steps"),
     (dict(units=[1], snapshot_steps=3), ValueError, "snapshot_steps"),
     (dict(units=[1], snapshot_steps=[2.5]), ValueError, "snapshot_steps"),
+    (dict(units=[1], learning_rate=[1.0, 0.5]), ValueError, "learning_rate"),
+    (dict(units=[1], learning_rate=lambda step: -0.1), ValueError, "learning_rate"),
+    (dict(units=[1], learning_rate=maco_keras.Ramp(1.0, 0.1),
+          optimizer=keras.optimizers.Nadam(keras.optimizers.schedules.CosineDecay(1.0, 5))), ValueError,
+     "learning_rate"),
+    (dict(units=[1], coarse_to_fine=1.5), ValueError, "coarse_to_fine"),
+    (dict(units=[1], coarse_to_fine=-0.1), ValueError, "coarse_to_fine"),
+    (dict(units=[1], coarse_to_fine="half"), ValueError, "coarse_to_fine"),
 ]
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(start=-1.0, end=0.5), "Ramp.start"),
+    (dict(start=1.0, end=float("nan")), "Ramp.end"),
+    (dict(start=1.0, end=0.1, shape="exponential"), "shape"),
+])
+def test_bad_ramps(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        maco_keras.Ramp(**kwargs)
+
+
+def test_coarse_to_fine_needs_frequencies(tiny_model, no_new_loop):
+    images = maco_keras.PixelImage(1, 64, values_range=(-1, 1))
+    with pytest.raises(ValueError, match="parameterization"):
+        maco_keras.visualize(tiny_model, images, units=[1], steps=5, coarse_to_fine=0.5, verbose=False)
 
 
 @pytest.mark.parametrize("kwargs,error,name", CASES)
