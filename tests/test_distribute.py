@@ -58,6 +58,10 @@ TWO_DEVICES = textwrap.dedent("""
     run = dict(units=[1, 4], steps=24, image_size=48, crops=8, seed=0, verbose=False, return_visualization=True)
     visualization = maco_keras.maco(model, strategy=strategy, **run)
     one_device = maco_keras.maco(model, **run)
+    # The fast preset sets the learning rate and masks the phase gradient in each replica.
+    fast = dict(run, **{{key: value for key, value in maco_keras.PRESETS["fast"].items() if key not in ("steps", "crops")}})
+    fast_mirrored = maco_keras.maco(model, strategy=strategy, **fast)
+    fast_one_device = maco_keras.maco(model, **fast)
     print(json.dumps({{
         "scores": gap(single[0], mirrored[0]),
         "image_gradient": gap(single[1], mirrored[1]),
@@ -66,6 +70,9 @@ TWO_DEVICES = textwrap.dedent("""
         "first_scores": visualization.scores[:4].mean(0).tolist(),
         "last_scores": visualization.scores[-4:].mean(0).tolist(),
         "one_device_last_scores": one_device.scores[-4:].mean(0).tolist(),
+        "fast_first_scores": fast_mirrored.scores[:4].mean(0).tolist(),
+        "fast_last_scores": fast_mirrored.scores[-4:].mean(0).tolist(),
+        "fast_one_device_last_scores": fast_one_device.scores[-4:].mean(0).tolist(),
         "image_shape": list(visualization.images.shape),
         "phase_is_mirrored": type(maco_keras.presets._IMAGES._entries[next(iter(
             maco_keras.presets._IMAGES._entries))].phase.value).__name__,
@@ -90,6 +97,10 @@ def test_mirrored_strategy_on_two_logical_devices_matches_one_device():
     assert np.all(last > first)
     # ... and it follows the one-device run (float differences aside).
     assert np.all(np.abs(last - np.array(report["one_device_last_scores"])) < 0.1 * (last - first))
+    # So does the fast preset (learning-rate schedule and coarse to fine under the strategy).
+    first, last = np.array(report["fast_first_scores"]), np.array(report["fast_last_scores"])
+    assert np.all(last > first)
+    assert np.all(np.abs(last - np.array(report["fast_one_device_last_scores"])) < 0.1 * (last - first))
 
 
 def _loop(tiny_model, crop_chunk, num_crops=8):
