@@ -331,8 +331,10 @@ def plot(rows, photos, path):
     shown = [("plausibility", "plausibility (lower is better)"), ("kid", "KID (lower is better)"),
              ("centre5", "transfer, centre top-5"), ("logit", "target logit")]
     subjects = list(rows)
-    figure, axes = plt.subplots(len(subjects), len(shown), figsize=(4.2 * len(shown), 3.4 * len(subjects)),
+    figure, axes = plt.subplots(len(subjects), len(shown), figsize=(4.2 * len(shown) + 3, 3.4 * len(subjects)),
                                 squeeze=False)
+    # One colour per method (the default cycle repeats after 10), in the order of METHODS.
+    colours = {name: plt.cm.tab20(index % 20) for index, name in enumerate(METHODS)}
     for row, subject in enumerate(subjects):
         by_method = {}
         for (name, budget), (seconds, summary) in rows[subject].items():
@@ -345,7 +347,7 @@ def plot(rows, photos, path):
                 y = np.array([p[2][key][0] for p in points])
                 err = np.array([p[2][key][1] for p in points])
                 axis.errorbar(x, y, yerr=None if np.all(np.isnan(err)) else err, marker="o", ms=3, capsize=2,
-                              label=name, linewidth=1)
+                              label=name, linewidth=1, color=colours[name])
                 for seconds, budget, summary in points:
                     axis.annotate(str(budget), (seconds, summary[key][0]), fontsize=6, alpha=0.7)
             axis.axhline(photos[subject][key], color="k", linestyle="--", linewidth=1, label="real photos")
@@ -354,8 +356,8 @@ def plot(rows, photos, path):
             axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             axis.set_xlabel("wall seconds per picture (2 CPU cores)")
             axis.set_title(f"{SUBJECTS[subject][0]}: {title}", fontsize=9)
-            if row == 0 and col == 0:
-                axis.legend(fontsize=6)
+            if row == 0 and col == len(shown) - 1:
+                axis.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     figure.suptitle("Quality against compute (numbers: steps; bars: sd over seeds; dashed: real photos)",
                     fontsize=10)
     figure.tight_layout()

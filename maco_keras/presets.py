@@ -50,8 +50,8 @@ def maco(
     """Optimizes N images, one per objective, by their Fourier phase at a fixed magnitude.
 
     The defaults are the paper's settings (`PRESETS["paper"]`). `PRESETS["fast"]` is a
-    64-step schedule measured to beat them at the same 64 steps on every metric of
-    `benchmarks/frontier.py`, on both of its subjects: `maco(model, units, **PRESETS["fast"])`.
+    64-step schedule (coarse to fine, decaying learning rate, large crops first), measured
+    in `benchmarks/frontier.py` against them: `maco(model, units, **PRESETS["fast"])`.
 
     All N objectives are optimized together in one batch: each step draws `crops` random
     crops of every image (area ~ N(crop_scale, crop_scale_std) of the image, uniform
@@ -157,10 +157,10 @@ PRESETS = {
     # The paper's settings, which are `maco`'s defaults (Fel et al. 2023, Sec. 4 and App. B).
     "paper": dict(steps=256, crops=32, crop_scale=0.25, crop_scale_std=0.1, noise=0.1, learning_rate=1.0,
                   coarse_to_fine=0.0),
-    # A quarter of the paper's compute. Each part was measured by benchmarks/frontier.py
-    # (6 held-out classes x 2 seeds, MobileNetV2 and EfficientNet-Lite0): at 64 steps it is
-    # at least as good as the paper's settings at 64 steps on every metric on both models,
-    # and at least as good as them at 256 steps on 13 of the 16 (benchmarks/README.md).
+    # A quarter of the paper's compute. Chosen and measured by benchmarks/frontier.py (6
+    # held-out classes, MobileNetV2 and EfficientNet-Lite0; benchmarks/README.md): better
+    # than the paper's settings at the same 64 steps on most metrics, but not at least as
+    # good as their 256 steps on every metric, hence not the default.
     "fast": dict(steps=64, crops=32, crop_scale=optimization.Ramp(0.5, 0.25), crop_scale_std=0.1, noise=0.1,
                  learning_rate=optimization.Ramp(1.0, 0.1, "cosine"), coarse_to_fine=0.5),
 }
