@@ -116,9 +116,7 @@ class CoarseToFineNadam(keras.optimizers.Nadam):
 
     def update_step(self, gradient, variable, learning_rate):
         height, half_width = variable.shape[-2:]
-        fy = np.abs(np.fft.fftfreq(height))[:, None]
-        fx = np.fft.rfftfreq(2 * (half_width - 1))[None, :]
-        radius = tf.constant(np.sqrt(fy ** 2 + fx ** 2) / np.sqrt(0.5), gradient.dtype)
+        radius = tf.constant(maco_keras.spectrum.frequency_radius((height, 2 * (half_width - 1))), gradient.dtype)
         cutoff = tf.minimum(1.0, tf.cast(self.iterations + 1, gradient.dtype) / self.open_steps)
         gradient = gradient * tf.cast(radius <= cutoff, gradient.dtype)
         super().update_step(gradient, variable, learning_rate)
@@ -201,9 +199,8 @@ METHODS = {
         optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 4,
                                                              learning_rate=cosine_decay(steps)))),
     "MACO, fast preset": Method(
-        lambda model, classes, seed, steps, snapshot_steps: maco_method("", **{
-            key: value for key, value in maco_keras.PRESETS["fast"].items() if key != "steps"}).run(
-                model, classes, seed, steps, snapshot_steps),
+        lambda model, classes, seed, steps, snapshot_steps: maco_method(
+            "", **maco_keras.presets.schedules("fast")).run(model, classes, seed, steps, snapshot_steps),
         False, "the package's PRESETS['fast'] (coarse to fine over half the run, learning rate Ramp(1.0, 0.1, "
         "'cosine'), mean crop area Ramp(0.5, 0.25)) at the given steps"),
     "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),

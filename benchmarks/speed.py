@@ -72,7 +72,7 @@ def main():
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     settings = dict(steps=args.steps, crops=args.crops, image_size=args.image_size)
-    schedules = {key: value for key, value in maco_keras.PRESETS[args.preset].items() if key not in ("steps", "crops")}
+    schedules = maco_keras.presets.schedules(args.preset)
     print(f"model {args.model}, {settings}, preset {args.preset}, repeats {args.repeats}, TF {tf.__version__}, "
           f"CPU threads {os.cpu_count()}", flush=True)
     rows = {"CPU": [], "wall": []}

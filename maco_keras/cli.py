@@ -184,14 +184,12 @@ class VisualizeJob:
 
     def run(self):
         import maco_keras
-        from maco_keras import baselines, results
+        from maco_keras import baselines, presets, results
 
         args = self.args
         method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
         # The preset's schedules; its steps are --steps' default and --crops stays the user's.
-        preset = {key: value for key, value in maco_keras.PRESETS[args.preset].items() if key not in ("steps", "crops")}
-        if args.method != "maco":
-            preset = {}
+        preset = presets.schedules(args.preset) if args.method == "maco" else {}
         results.remove_stale_temporaries(self.folder.folder)
         finished = set(self.folder.finished(self.mine))
         todo = [unit for unit in self.mine if unit not in finished]

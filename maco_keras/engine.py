@@ -133,9 +133,8 @@ def visualize(
         optimizer=optimizer, jit_compile=jit_compile, verbose=verbose, strategy=strategy, crop_chunk=crop_chunk,
         relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps, learning_rate=learning_rate,
         coarse_to_fine=coarse_to_fine)
-    if settings.frequency_cutoffs is not None and parameterization.frequency_radius() is None:
-        raise ValueError(f"expected a parameterization of frequencies (e.g. MacoImage) with coarse_to_fine > 0, "
-                         f"received: parameterization={type(parameterization).__name__}")
+    if settings.frequency_cutoffs is not None:
+        optimization.frequency_radii(parameterization)  # its error, before the objective is compiled
     compiled = compile_for(objective, units, input_shape, parameterization.image_size,
                            redirect_relu=relu_redirect_steps > 0)
     visualization = run(parameterization, compiled, settings)

@@ -219,6 +219,15 @@ class LoopSettings:
                    learning_rates, frequency_cutoffs)
 
 
+def frequency_radii(parameterization):
+    """The parameterization's `frequency_radius()`, which coarse to fine needs, or an error naming it."""
+    radii = parameterization.frequency_radius()
+    if radii is None:
+        raise ValueError(f"expected a parameterization of frequencies (e.g. MacoImage) with coarse_to_fine > 0, "
+                         f"received: parameterization={type(parameterization).__name__}")
+    return radii
+
+
 def coarse_to_fine_cutoffs(coarse_to_fine, steps):
     """The per-step frequency cutoffs of coarse to fine optimization, or None when it is off (0).
 
@@ -336,11 +345,8 @@ class OptimizationLoop:
         self.learning_rate_schedule = bool(learning_rate_schedule)
         self.radii = None
         if coarse_to_fine:
-            radii = parameterization.frequency_radius()
-            if radii is None:
-                raise ValueError(f"expected a parameterization of frequencies for coarse to fine optimization, "
-                                 f"received: parameterization={type(parameterization).__name__}")
-            self.radii = [None if radius is None else tf.constant(radius, tf.float32) for radius in radii]
+            self.radii = [None if radius is None else tf.constant(radius, tf.float32)
+                          for radius in frequency_radii(parameterization)]
         # A TPU strategy compiles the replicated step with XLA itself; XLA has no
         # CropAndResize kernel, so crops are cut with gathers there too.
         self.gather = bool(jit_compile) or is_tpu(self.strategy)

@@ -165,3 +165,8 @@ PRESETS = {
                  learning_rate=optimization.Ramp(1.0, 0.1, "cosine"), coarse_to_fine=0.5),
 }
 """Named settings of `maco`: `maco(model, units, **PRESETS["fast"])`. "paper": the defaults."""
+
+
+def schedules(preset):
+    """`PRESETS[preset]` without its steps and crops: what a caller that sets those itself passes to `maco`."""
+    return {key: value for key, value in PRESETS[preset].items() if key not in ("steps", "crops")}

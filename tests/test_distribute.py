@@ -59,7 +59,7 @@ TWO_DEVICES = textwrap.dedent("""
     visualization = maco_keras.maco(model, strategy=strategy, **run)
     one_device = maco_keras.maco(model, **run)
     # The fast preset sets the learning rate and masks the phase gradient in each replica.
-    fast = dict(run, **{{key: value for key, value in maco_keras.PRESETS["fast"].items() if key not in ("steps", "crops")}})
+    fast = dict(run, **maco_keras.presets.schedules("fast"))
     fast_mirrored = maco_keras.maco(model, strategy=strategy, **fast)
     fast_one_device = maco_keras.maco(model, **fast)
     print(json.dumps({{
