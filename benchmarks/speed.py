@@ -11,7 +11,9 @@ per objective), prints seconds per image for:
 Wall-clock timings on a shared 2-core machine drift by 10-25% between minutes, so the
 three are measured interleaved, `--repeats` times, and the medians reported, both in wall
 seconds and in CPU seconds (all threads of the process: it ignores what other tenants
-take and is the steadier of the two).
+take and is the steadier of the two). The repeats alternate which of the floor and maco
+is timed first, so that a drift over the run weighs on both alike; each repeat's own ratio
+(maco / floor, CPU) is printed too, with the median and quartiles of those ratios.
 
 `--preset fast` times maco with `PRESETS["fast"]`'s schedules (its steps and crops are
 `--steps` and `--crops`); `--no-xplique` leaves Xplique out (half the time, more repeats).
@@ -41,13 +43,12 @@ UNITS = [1, 21, 31, 95, 207, 309, 417, 980, 555, 812, 948, 130, 340, 543, 701, 8
 def make_floor(model, batch, steps):
     """Returns a function timing `steps` forward + backward passes on `batch` model-sized
     inputs, run back to back like the optimization's steps: (wall, CPU) seconds."""
-    run = floor_steps(model, batch, 1)
+    run = floor_steps(model, batch, steps)
     run()  # trace and warm up
 
     def measure():
         with Timer() as timer:
-            for _ in range(steps):
-                run()
+            run()
         return timer.seconds, timer.cpu_seconds
 
     return measure
@@ -78,16 +79,19 @@ def main():
     rows = {"CPU": [], "wall": []}
     for size in args.sizes:
         units = UNITS[:size]
-        floor_steps = make_floor(model, args.crops * size, args.steps)
+        time_floor = make_floor(model, args.crops * size, args.steps)
         maco_keras.clear_cache()
         with Timer() as cold:
             maco_keras.maco(model, units=units, verbose=False, seed=0, **settings, **schedules)
         measured = {"floor": [], "warm": [], "xplique": []}
         for repeat in range(args.repeats):
-            wall, cpu = floor_steps()
-            measured["floor"].append((wall / size, cpu / size))
+            if repeat % 2 == 0:
+                wall, cpu = time_floor()
             with Timer() as warm:
                 maco_keras.maco(model, units=units, verbose=False, seed=repeat + 1, **settings, **schedules)
+            if repeat % 2 == 1:
+                wall, cpu = time_floor()
+            measured["floor"].append((wall / size, cpu / size))
             measured["warm"].append((warm.seconds / size, warm.cpu_seconds / size))
             with Timer() as xplique:
                 for unit in units if not args.no_xplique else []:
@@ -96,6 +100,10 @@ def main():
             measured["xplique"].append((xplique.seconds / size, xplique.cpu_seconds / size))
             print(f"N={size} repeat {repeat} (wall / CPU s per image): "
                   + ", ".join(f"{k} {v[-1][0]:.2f} / {v[-1][1]:.2f}" for k, v in measured.items()), flush=True)
+        ratios = [warm[1] / floor[1] for warm, floor in zip(measured["warm"], measured["floor"])]
+        low, middle, high = np.percentile(ratios, [25, 50, 75])
+        print(f"N={size} per-repeat maco / floor (CPU): {', '.join(f'{r:.3f}' for r in ratios)}; "
+              f"median {middle:.3f}, quartiles {low:.3f} to {high:.3f}", flush=True)
         for index, kind in enumerate(("wall", "CPU")):
             floor, warm, xplique = (float(np.median([m[index] for m in measured[k]]))
                                     for k in ("floor", "warm", "xplique"))
