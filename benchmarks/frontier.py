@@ -147,6 +147,11 @@ def maco_method(note, **overrides):
     return Method(run, not any(getattr(value, "per_budget", False) for value in overrides.values()), note)
 
 
+def fast_preset(note, **overrides):
+    """The package's `PRESETS["fast"]` (its schedules scale with the steps: one run per budget), with `overrides`."""
+    return Method(maco_method(note, **{**maco_keras.presets.schedules("fast"), **overrides}).run, False, note)
+
+
 def baseline_method(function, note):
     def run(model, classes, seed, steps, snapshot_steps):
         result = function(model, units=classes, seed=seed, steps=steps, values_range=VALUES_RANGE, verbose=False,
@@ -198,17 +203,20 @@ METHODS = {
         "(cosine)",
         optimizer=per_budget(lambda steps: CoarseToFineNadam(open_steps=steps // 4,
                                                              learning_rate=cosine_decay(steps)))),
-    "MACO, fast preset": Method(
-        lambda model, classes, seed, steps, snapshot_steps: maco_method(
-            "", **maco_keras.presets.schedules("fast")).run(model, classes, seed, steps, snapshot_steps),
-        False, "the package's PRESETS['fast'] (coarse to fine over half the run, learning rate Ramp(1.0, 0.1, "
-        "'cosine'), mean crop area Ramp(0.5, 0.25)) at the given steps"),
-    "MACO, fast preset, 16 crops": Method(
-        lambda model, classes, seed, steps, snapshot_steps: maco_method(
-            "", **{**maco_keras.presets.schedules("fast"), "crops": 16}).run(model, classes, seed, steps,
-                                                                            snapshot_steps),
-        False, "the fast preset's schedules with 16 crops per step instead of 32: at 128 steps, the compute of "
-        "the fast preset at 64 steps (a quarter of the paper's 256 x 32 crops), spent on more steps"),
+    "MACO, fast preset": fast_preset(
+        "the package's PRESETS['fast'] at the given steps: coarse to fine over half the run, learning rate "
+        "Ramp(1.0, 0.1, 'cosine'), mean crop area Ramp(0.5, 0.25), contrast 0.7"),
+    "MACO, fast preset, contrast 1": fast_preset(
+        "the fast preset with contrast=1.0, the paper's standardization (PRESETS['fast'] until the fourth "
+        "pass; the third pass's 'MACO, fast preset')", contrast=1.0),
+    "MACO, fast preset, 16 crops": fast_preset(
+        "the fast preset with contrast=1.0 and 16 crops per step instead of 32: at 128 steps, the compute of "
+        "the fast preset at 64 steps (a quarter of the paper's 256 x 32 crops), spent on more steps",
+        contrast=1.0, crops=16),
+    "MACO, fast preset, contrast 1.9": fast_preset(
+        "the fast preset with contrast=1.9: the image standardized to 1.9 instead of 1 before the sigmoid, "
+        "which gives a Gaussian image the pixel standard deviation of ImageNet photos (0.23 of the range, "
+        "against 0.14 at contrast 1 and 0.10 at the preset's 0.7)", contrast=1.9),
     "MACO, 16 crops": maco_method("16 crops per step instead of 32 (half the compute per step)", crops=16),
     "Fourier": baseline_method(baselines.fourier, "Lucid's Fourier parameterization (decay 0.85, Adam 0.05)"),
     "CBR": baseline_method(baselines.pixel, "pixels (Adam 0.05)"),
@@ -219,10 +227,15 @@ METHODS = {
 BASELINES = ("Fourier", "CBR", "Xplique maco")
 
 
-def pick_classes(count):
-    """`count` classes among the held-out ones (3 mod 4, not in the paper tables), spread evenly."""
+def pick_classes(count, class_set=0):
+    """`count` classes among the held-out ones (3 mod 4, not in the paper tables), spread evenly.
+
+    Set 0 spans the candidates end to end; set 1 is as evenly spread, inset by half a
+    spacing at both ends: another held-out sample of ImageNet, none of set 0's classes."""
     candidates = [c for c in range(3, 1000, 4) if c not in PAPER_TABLE_CLASSES]
-    return [candidates[i] for i in np.unique(np.linspace(0, len(candidates) - 1, count).round().astype(int))]
+    inset = class_set * (len(candidates) - 1) / count / 2
+    positions = np.linspace(inset, len(candidates) - 1 - inset, count)
+    return [candidates[i] for i in np.unique(positions.round().astype(int))]
 
 
 def run_key(subject, name, seed, steps, classes):
@@ -375,6 +388,8 @@ def main():
     parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS), choices=list(SUBJECTS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--classes", type=int, default=8, help="classes visualized (held out, spread over ImageNet)")
+    parser.add_argument("--class-set", type=int, default=0, choices=(0, 1),
+                        help="0: the default classes; 1: those halfway between them (a second held-out sample)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--baseline-seeds", type=int, nargs="+", help="seeds of the baselines (default: --seeds)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128, 256],
@@ -386,6 +401,8 @@ def main():
     parser.add_argument("--xplique-budgets", type=int, nargs="+", default=[64])
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "benchmarks" / "out" / "frontier")
     parser.add_argument("--results", type=pathlib.Path, default=REPO / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--tag", default="",
+                        help="writes its own sections and figures (e.g. 'fourth pass'), beside those of other tags")
     parser.add_argument("--saved-only", action="store_true",
                         help="run nothing: score the saved runs only (a row's seeds are those of --seeds saved)")
     args = parser.parse_args()
@@ -397,11 +414,14 @@ def main():
             parser.error(f"expected positive --{name}, received: {values}")
     shared = shared_dir()
     labels = (shared / "imagenet_labels.txt").read_text().splitlines()
-    classes = pick_classes(args.classes)
+    classes = pick_classes(args.classes, args.class_set)
+    class_line = (f"Classes ({len(classes)}, held out" + (f", set {args.class_set}" if args.class_set else "") + "): "
+                  + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".")
     args.out.mkdir(parents=True, exist_ok=True)
     intro = [
         "# Quality against compute (frontier)", "",
-        f"Classes ({len(classes)}, held out): " + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".  ",
+        "Classes (6, held out) of the sections that do not list theirs: " + ", ".join(
+            f"{c} {labels[c].split(',')[0]}" for c in pick_classes(6)) + ".  ",
         "Each cell is the mean over seeds ± their standard deviation (none with one seed); each seed's value is "
         f"itself a mean over the {len(classes)} classes. Real photos: the classes' own photos, not in the reference "
         "set. s / picture: wall seconds per picture on this machine (2 CPU cores), the fastest seed's call (a "
@@ -437,24 +457,28 @@ def main():
         body = [["real photos", "", "", ""] + [format(photos[key], fmt) for key, _, fmt, _ in METRICS]]
         body += [[name, budget, count, f"{seconds:.0f}"] + [cell(*summary[key], fmt) for key, _, fmt, _ in METRICS]
                  for (name, budget), (seconds, count, summary) in rows.items()]
-        figure = args.results.parent / "figures" / f"frontier_{subject}.png"
+        suffix = f"_{plots.file_name(args.tag)}" if args.tag else ""
+        figure = args.results.parent / "figures" / f"frontier_{subject}{suffix}.png"
         figure.parent.mkdir(parents=True, exist_ok=True)
         plot({subject: {key: (seconds, summary) for key, (seconds, _, summary) in rows.items()}},
              {subject: photos}, figure)
         command = ("python benchmarks/frontier.py --subjects " + subject + " --methods "
-                   + " ".join(f'"{m}"' for m in args.methods) + f" --classes {args.classes} --seeds "
+                   + " ".join(f'"{m}"' for m in args.methods) + f" --classes {args.classes}"
+                   + (f" --class-set {args.class_set}" if args.class_set else "") + " --seeds "
                    + " ".join(map(str, args.seeds)) + " --baseline-seeds " + " ".join(map(str, args.baseline_seeds))
                    + " --budgets " + " ".join(map(str, args.budgets))
                    + " --schedule-budgets " + " ".join(map(str, args.schedule_budgets))
                    + " --baseline-budgets " + " ".join(map(str, args.baseline_budgets))
                    + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets))
-                   + (" --saved-only" if args.saved_only else ""))
+                   + (f' --tag "{args.tag}"' if args.tag else "") + (" --saved-only" if args.saved_only else ""))
         table = markdown_table(header, body)
         print(table, flush=True)
-        write_section(args.results, f"frontier-{subject}", "\n".join([
-            f"## {SUBJECTS[subject][0]}", "",
+        title = SUBJECTS[subject][0] + (f", {args.tag}" if args.tag else "")
+        write_section(args.results, f"frontier-{subject}" + suffix.replace("_", "-"), "\n".join([
+            f"## {title}", "",
             f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min; saved runs are reused).", "",
-            table, "", f"![frontier, {SUBJECTS[subject][0]}](figures/frontier_{subject}.png)"]))
+            *([class_line, ""] if args.class_set or args.tag else []),
+            table, "", f"![frontier, {title}](figures/{figure.name})"]))
     print(f"wrote {args.results}")
 
 

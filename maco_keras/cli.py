@@ -68,7 +68,8 @@ def build_parser():
                            help="maco (default), or the paper's baselines fourier and pixel (CBR)")
     visualize.add_argument("--preset", choices=("paper", "fast"), default="paper",
                            help="maco's settings: paper (default: the paper's, 256 steps) or fast (64 steps, coarse "
-                           "to fine, decaying learning rate, large crops first; see the README's Quality)")
+                           "to fine, decaying learning rate, large crops first, contrast 0.7; see the README's "
+                           "Quality)")
     visualize.add_argument("--steps", type=_positive_int, default=None,
                            help="optimization steps (default: the preset's, 256 or 64)")
     visualize.add_argument("--image-size", type=_positive_int, default=512, help="image side (default 512)")
@@ -159,9 +160,9 @@ class VisualizeJob:
                              f"received: --image-size={args.image_size}")
         if args.preset != "paper" and args.method != "maco":
             raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
-        if args.steps is None:
-            from maco_keras import presets
+        from maco_keras import presets
 
+        if args.steps is None:
             args.steps = presets.PRESETS[args.preset]["steps"]
         self.folder = results.RunFolder(args.out)
         self.mine = results.shard_units(self.units, *self.shard)
@@ -169,6 +170,7 @@ class VisualizeJob:
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
                     "relu_redirect_steps": args.relu_redirect_steps, "preset": args.preset,
+                    "contrast": presets.PRESETS[args.preset]["contrast"] if args.method == "maco" else None,
                     "weights": args.weights if loaded.values_range is not None else None}
         self.manifest = self.folder.open(
             {"model": loaded.source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,

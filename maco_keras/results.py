@@ -32,9 +32,20 @@ MANIFEST = "manifest.json"
 UNITS = "units"
 FORMAT = 1
 # The settings that change a unit's result: a folder's units must all share them.
-RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset")
-# What a setting was before the manifest recorded it (folders written by earlier versions).
-_SETTING_DEFAULTS = {"preset": "paper"}
+RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
+                   "contrast")
+
+
+def _recorded(settings, key):
+    """`settings[key]` of a manifest, or what it was before manifests recorded it (earlier
+    versions): the paper's preset, and MACO's contrast 1.0 (every preset had it then)."""
+    if key in settings:
+        return settings[key]
+    if key == "preset":
+        return "paper"
+    if key == "contrast" and settings.get("method") == "maco":
+        return 1.0
+    return None
 
 
 def to_display(images, values_range=(-1.0, 1.0)):
@@ -224,7 +235,7 @@ class RunFolder:
                             "use another --out")
                 for key in RESULT_SETTINGS:
                     ours = description["settings"].get(key)
-                    theirs = manifest["settings"].get(key, _SETTING_DEFAULTS.get(key))
+                    theirs = _recorded(manifest["settings"], key)
                     if ours != theirs:
                         raise RunFolderError(
                             f"{self.folder} holds a run with {key}={theirs!r}, this one has {key}={ours!r}: "

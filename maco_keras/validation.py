@@ -27,6 +27,15 @@ def non_negative_float(name, value):
     return float(value)
 
 
+def positive_float(name, value):
+    """Returns `value` as a float, or raises if it is not a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a positive number, got {value!r} ({type(value).__name__}).")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value}.")
+    return float(value)
+
+
 def image_size(name, value):
     """Returns `(height, width)` from an int or a pair of positive ints."""
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
-from maco_keras import cli, results
+from maco_keras import cli, presets, results
 
 SMALL = ["--steps", "3", "--image-size", "40", "--crops", "2", "--quiet"]
 
@@ -303,9 +303,18 @@ def test_the_fast_preset_from_the_shell(saved_model, tmp_path):
                      *SMALL]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["preset"] == "fast" and manifest["units"]["1"]["state"] == "done"
+    assert manifest["settings"]["contrast"] == presets.PRESETS["fast"]["contrast"] != 1.0
+    resume = ["visualize", str(saved_model), "--out", str(out), "--units", "1", "--preset", "fast", *SMALL]
+    cli.VisualizeJob(cli.parse_args(resume))  # same settings: resumable
+    # A fast-preset folder written before contrasts were recorded had contrast 1.0: not resumed with 0.7.
+    del manifest["settings"]["contrast"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(results.RunFolderError, match="contrast=1.0"):
+        cli.VisualizeJob(cli.parse_args(resume))
     # A folder written before presets were recorded resumes as the paper's settings.
     del manifest["settings"]["preset"]
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(results.RunFolderError, match="preset='paper'"):
-        cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1",
-                                      "--preset", "fast", *SMALL]))
+        cli.VisualizeJob(cli.parse_args(resume))
+    # ... and so it is: an earlier version's folder of the paper's settings resumes.
+    cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1", *SMALL]))

@@ -53,12 +53,34 @@ def test_optimization_changes_the_phase_only(tiny_model):
 
 
 def test_serialization_round_trip():
-    layer = MacoImage(num_images=1, image_size=16, channels=1, values_range=(0, 255), seed=4)
+    layer = MacoImage(num_images=1, image_size=16, channels=1, values_range=(0, 255), seed=4, contrast=1.5)
     config = keras.saving.serialize_keras_object(layer)
     restored = keras.saving.deserialize_keras_object(config)
     restored.set_weights(layer.get_weights())
     assert restored.get_config() == layer.get_config()
     np.testing.assert_allclose(restored().numpy(), layer().numpy(), atol=1e-5)
+
+
+def test_contrast_scales_the_image_before_the_sigmoid():
+    plain = MacoImage(num_images=2, image_size=32, values_range=(0, 1), seed=6)
+    stronger = MacoImage(num_images=2, image_size=32, values_range=(0, 1), seed=6, contrast=1.9)
+    stronger.set_weights(plain.get_weights())
+    logits = lambda layer: np.log(layer().numpy()) - np.log1p(-layer().numpy())  # noqa: E731
+    # Same phase: the pre-sigmoid image is scaled by exactly the contrast.
+    np.testing.assert_allclose(logits(stronger), 1.9 * logits(plain), rtol=1e-3, atol=1e-3)
+    assert stronger().numpy().std() > 1.4 * plain().numpy().std()
+    with pytest.raises(ValueError, match="contrast"):
+        MacoImage(num_images=1, image_size=16, contrast=-1.0)
+
+
+def test_maco_reuses_images_per_contrast(tiny_model):
+    """A call with another contrast must not reuse the cached images of the first."""
+    settings = dict(units=[0], steps=2, image_size=48, crops=2, seed=7, verbose=False)
+    plain, _ = maco_keras.maco(tiny_model, **settings)
+    stronger, _ = maco_keras.maco(tiny_model, contrast=1.9, **settings)
+    again, _ = maco_keras.maco(tiny_model, **settings)
+    assert stronger.std() > 1.2 * plain.std()
+    np.testing.assert_array_equal(again, plain)
 
 
 def test_usable_in_custom_training_code():

@@ -56,6 +56,9 @@ CASES = [
     (dict(units=[1], coarse_to_fine=1.5), ValueError, "coarse_to_fine"),
     (dict(units=[1], coarse_to_fine=-0.1), ValueError, "coarse_to_fine"),
     (dict(units=[1], coarse_to_fine="half"), ValueError, "coarse_to_fine"),
+    (dict(units=[1], contrast=0.0), ValueError, "contrast"),
+    (dict(units=[1], contrast=float("inf")), ValueError, "contrast"),
+    (dict(units=[1], contrast="high"), TypeError, "contrast"),
 ]
 
 
