@@ -418,6 +418,7 @@ def main():
     class_line = (f"Classes ({len(classes)}, held out" + (f", set {args.class_set}" if args.class_set else "") + "): "
                   + ", ".join(f"{c} {labels[c].split(',')[0]}" for c in classes) + ".")
     args.out.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     intro = [
         "# Quality against compute (frontier)", "",
         "Classes (6, held out) of the sections that do not list theirs: " + ", ".join(
@@ -477,7 +478,7 @@ def main():
         write_section(args.results, f"frontier-{subject}" + suffix.replace("_", "-"), "\n".join([
             f"## {title}", "",
             f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min; saved runs are reused).", "",
-            *([class_line, ""] if args.class_set or args.tag else []),
+            class_line, "",
             table, "", f"![frontier, {title}](figures/{figure.name})"]))
     print(f"wrote {args.results}")
 
