@@ -15,11 +15,10 @@ import argparse
 
 import keras
 
+import frontier
 from common import load_natural, markdown_table, shared_dir
-from maco_keras import metrics
 
 FACTORS = (1.0, 0.85, 0.7, 0.5, 0.3)
-VALUES_RANGE = (-1.0, 1.0)  # as in frontier.py
 
 
 def main():
@@ -29,24 +28,18 @@ def main():
     if args.photos < 2:
         parser.error(f"expected positive --photos (at least 2), received: {args.photos}")
     shared = shared_dir()
-    judge = keras.models.load_model(shared / "models" / "mobilenet_v1_0.5_160.keras")
-    plausibility_model = metrics.feature_model(judge, "conv_pw_11_relu")
-    fid_model = metrics.feature_model(judge, "conv_pw_13_relu")
-    natural, labels = load_natural(shared, 512, VALUES_RANGE)
-    reference = natural[labels % 4 == 1]
-    reference_plausibility = metrics.model_outputs(plausibility_model, reference)
-    reference_fid = metrics.model_outputs(fid_model, reference)  # as frontier.Scorer: whole reference photos
+    judge = keras.models.load_model(shared / "models" / frontier.JUDGES["MobileNetV1-0.5"])
+    natural, labels = load_natural(shared, 512, frontier.VALUES_RANGE)
+    realism = frontier.Realism(judge, natural[labels % 4 == 1])  # the frontier's reference photos and metrics
     photos = natural[labels % 4 == 3][:args.photos]
+    mean = photos.mean(axis=(1, 2, 3), keepdims=True)
     rows = []
     for factor in FACTORS:
-        mean = photos.mean(axis=(1, 2, 3), keepdims=True)
         images = mean + factor * (photos - mean)
-        plausibility = metrics.plausibility(metrics.model_outputs(plausibility_model, images), reference_plausibility)
-        crops = metrics.model_outputs(fid_model, metrics.center_crop(images, 299 / 512))
-        rows.append([f"x{factor:g}", f"{images.std(axis=(1, 2, 3)).mean():.3f}", f"{plausibility.mean():.3f}",
-                     f"{metrics.frechet_distance(crops, reference_fid):.0f}",
-                     f"{metrics.kernel_distance(crops, reference_fid):.2f}"])
-    print(f"{len(photos)} held-out photos, values in {VALUES_RANGE}:")
+        scores = realism(images)
+        rows.append([f"x{factor:g}", f"{images.std(axis=(1, 2, 3)).mean():.3f}", f"{scores['plausibility']:.3f}",
+                     f"{scores['fid']:.0f}", f"{scores['kid']:.2f}"])
+    print(f"{len(photos)} held-out photos, values in {frontier.VALUES_RANGE}:")
     print(markdown_table(["contrast", "pixel std", "plausibility ↓", "FID ↓", "KID ↓"], rows))
 
 

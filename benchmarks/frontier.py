@@ -294,6 +294,29 @@ def make_pictures_of(args, subject, model, name, classes, seed):
     return pictures
 
 
+class Realism:
+    """Plausibility, FID and KID of pictures against `reference` photos, in the features of
+    `judge` (MobileNetV1-0.5): 1-NN distance in pooled `conv_pw_11_relu` features, and
+    FID / KID in pooled `conv_pw_13_relu` features of the pictures' 299/512 centre crops."""
+
+    def __init__(self, judge, reference):
+        self.plausibility_model = metrics.feature_model(judge, "conv_pw_11_relu")
+        self.fid_model = metrics.feature_model(judge, "conv_pw_13_relu")
+        self.reference_plausibility = metrics.model_outputs(self.plausibility_model, reference)
+        self.reference_fid = metrics.model_outputs(self.fid_model, reference)
+
+    def __call__(self, images):
+        images = np.asarray(images, np.float32)
+        plausibility = metrics.plausibility(metrics.model_outputs(self.plausibility_model, images),
+                                            self.reference_plausibility)
+        crops = metrics.model_outputs(self.fid_model, metrics.center_crop(images, 299 / 512))
+        return {
+            "plausibility": float(plausibility.mean()),
+            "fid": metrics.frechet_distance(crops, self.reference_fid),
+            "kid": metrics.kernel_distance(crops, self.reference_fid),
+        }
+
+
 class Scorer:
     """The paper's metrics for a set of pictures of `classes`, against the reference photos."""
 
@@ -304,26 +327,16 @@ class Scorer:
         self.judges = {name: load(file) for name, file in JUDGES.items()}
         other = next(key for key in SUBJECTS if key != subject)
         self.judges[SUBJECTS[other][0]] = load(SUBJECTS[other][1])
-        judge = self.judges["MobileNetV1-0.5"]
-        self.plausibility_model = metrics.feature_model(judge, "conv_pw_11_relu")
-        self.fid_model = metrics.feature_model(judge, "conv_pw_13_relu")
         natural, labels = load_natural(shared, 512, VALUES_RANGE)
-        reference = natural[labels % 4 == 1]
-        self.reference_plausibility = metrics.model_outputs(self.plausibility_model, reference)
-        self.reference_fid = metrics.model_outputs(self.fid_model, reference)
+        self.realism = Realism(self.judges["MobileNetV1-0.5"], natural[labels % 4 == 1])
         self.photos = natural[[int(np.flatnonzero(labels == c)[0]) for c in classes]]
 
     def __call__(self, images):
         images = np.asarray(images, np.float32)
-        plausibility = metrics.plausibility(metrics.model_outputs(self.plausibility_model, images),
-                                            self.reference_plausibility)
-        crops = metrics.model_outputs(self.fid_model, metrics.center_crop(images, 299 / 512))
         whole = metrics.transferability(self.judges, images, self.classes)
         centre = metrics.transferability(self.judges, metrics.center_crop(images, 0.5), self.classes)
         return {
-            "plausibility": float(plausibility.mean()),
-            "fid": metrics.frechet_distance(crops, self.reference_fid),
-            "kid": metrics.kernel_distance(crops, self.reference_fid),
+            **self.realism(images),
             "transfer1": float(np.mean([by_k[1] for by_k in whole.values()])),
             "transfer5": float(np.mean([by_k[5] for by_k in whole.values()])),
             "centre1": float(np.mean([by_k[1] for by_k in centre.values()])),
