@@ -84,6 +84,22 @@ def load_natural(shared, size, values_range=(-1.0, 1.0)):
     return np.stack(images).astype(np.float32), np.arange(len(files)) * 2 + 1
 
 
+def frontier_section(subject, tag=""):
+    """The name of the section of RESULTS.md that `frontier.py --tag tag` writes for `subject`."""
+    from maco_keras.plots import file_name  # here, so that importing this module stays light
+
+    return f"frontier-{subject}" + (f"-{file_name(tag)}".replace("_", "-") if tag else "")
+
+
+def read_section(path, name):
+    """The text of the section `name` of a Markdown file (see `write_section`), or None."""
+    text = pathlib.Path(path).read_text() if pathlib.Path(path).exists() else ""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    if start not in text or end not in text:
+        return None
+    return text[text.index(start) + len(start):text.index(end)].strip("\n")
+
+
 def write_section(path, name, text):
     """Replaces the section `name` of a Markdown file (between `<!-- name -->` and
     `<!-- /name -->`), or appends it; written to a temporary file, then renamed."""

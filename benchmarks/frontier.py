@@ -53,7 +53,7 @@ from xplique.features_visualizations import Objective  # noqa: E402
 from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
 
 import maco_keras  # noqa: E402
-from common import REPO, load_natural, markdown_table, shared_dir, write_section  # noqa: E402
+from common import REPO, frontier_section, load_natural, markdown_table, shared_dir, write_section  # noqa: E402
 from maco_keras import baselines, metrics, plots  # noqa: E402
 
 VALUES_RANGE = (-1.0, 1.0)  # the shared models' input range
@@ -488,7 +488,7 @@ def main():
         table = markdown_table(header, body)
         print(table, flush=True)
         title = SUBJECTS[subject][0] + (f", {args.tag}" if args.tag else "")
-        write_section(args.results, f"frontier-{subject}" + suffix.replace("_", "-"), "\n".join([
+        write_section(args.results, frontier_section(subject, args.tag), "\n".join([
             f"## {title}", "",
             f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min; saved runs are reused).", "",
             class_line, "",

@@ -41,3 +41,54 @@ def test_the_second_class_set_is_another_held_out_sample(monkeypatch):
         assert len(second) == count and not set(first) & set(second)
         assert all(c % 4 == 3 and c not in frontier.PAPER_TABLE_CLASSES for c in second)
     assert frontier.pick_classes(6) == [3, 203, 403, 599, 799, 995]  # set 0 as in every saved run
+
+
+def _frontier_section(results, subject, tag, classes, rows):
+    """A section as frontier.py writes it: a class line and its table."""
+    import common
+    header = ["method", "steps", "seeds", "s / picture", "plausibility ↓", "KID ↓", "transfer top-1 ↑"]
+    body = [["real photos", "", "", "", "2.60", "-0.06", "0.80"]] + rows
+    common.write_section(results, common.frontier_section(subject, tag), "\n".join([
+        f"## {subject}, {tag}", "", f"Classes (6, held out): {classes}.", "", common.markdown_table(header, body)]))
+
+
+def test_the_verdict_pools_class_sets_and_counts_ties_as_at_least_as_good(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import verdict
+    results = tmp_path / "RESULTS.md"
+    # Set 0: the reference and the candidate in two sections; the candidate loses top-1 there.
+    _frontier_section(results, "mobilenet_v2", "a", "3 tiger shark", [
+        ["MACO", "256", "3", "150", "2.80 ± 0.05", "1.80 ± 0.20", "0.20 ± 0.00"]])
+    _frontier_section(results, "mobilenet_v2", "b", "3 tiger shark", [
+        ["fast", "64", "4", "38", "2.70 ± 0.05", "1.40 ± 0.20", "0.10 ± 0.05"]])
+    # Set 1: the candidate wins top-1 by more than it lost on set 0, and ties KID's pooled mean.
+    _frontier_section(results, "mobilenet_v2", "c", "83 prairie chicken", [
+        ["MACO", "256", "3", "150", "2.90 ± 0.05", "1.00 ± 0.20", "0.20 ± 0.00"],
+        ["fast", "64", "4", "38", "2.80 ± 0.05", "1.40 ± 0.20", "0.40 ± 0.05"]])
+    report, wins, count, gap = verdict.verdict(results, "mobilenet_v2", ("fast", 64), ("MACO", 256),
+                                               [["a", "b"], ["c"]])
+    assert (wins, count) == (3, 3)
+    assert "| transfer top-1 ↑ | 0.10 / 0.20 | 0.40 / 0.20 | 0.25 / 0.20 | ✓ |" in report
+    assert "| KID ↓ | 1.40 / 1.80 | 1.40 / 1.00 | 1.40 / 1.40 | ✓ |" in report
+    assert gap == pytest.approx((2.85 - 2.75) / (2.85 - 2.60))
+    # Each set alone is not enough: set 0 loses top-1, set 1 loses KID.
+    assert verdict.verdict(results, "mobilenet_v2", ("fast", 64), ("MACO", 256), [["a", "b"]])[1] == 2
+    assert verdict.verdict(results, "mobilenet_v2", ("fast", 64), ("MACO", 256), [["c"]])[1] == 2
+    with pytest.raises(ValueError, match="expected sections of one class set"):
+        verdict.verdict(results, "mobilenet_v2", ("fast", 64), ("MACO", 256), [["a", "c"]])
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--class-set", "no such tag"], "expected a section 'frontier-mobilenet_v2-no-such-tag'"),
+    (["--class-set", "", "--candidate", "MACO", "0"], "expected positive --candidate STEPS, received: 0"),
+    (["--class-set", "", "--candidate", "no such method", "64"], "expected a row ('no such method', 64 steps)"),
+])
+def test_the_verdict_refuses_what_is_not_in_the_results(arguments, message):
+    defaults = {"--candidate": ["MACO", "64"], "--reference": ["MACO", "256"]}
+    for flag, value in defaults.items():
+        if flag not in arguments:
+            arguments = arguments + [flag, *value]
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "verdict.py"), "--subjects", "mobilenet_v2", *arguments],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert message in result.stderr.strip().splitlines()[-1]
