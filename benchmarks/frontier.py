@@ -83,6 +83,8 @@ class Method:
         note: what it is, for the table.
         source, post: a method that only post-processes another's pictures names it and
             maps its (images, transparency) to pictures (nothing is optimized again).
+        key: what its saved runs are named by (default: `note`), so that a note can be
+            reworded without recomputing the runs it describes.
     """
 
     run: Optional[Callable]
@@ -90,6 +92,7 @@ class Method:
     note: str
     source: Optional[str] = None
     post: Optional[Callable] = None
+    key: Optional[str] = None
 
 
 def per_budget(function):
@@ -138,8 +141,10 @@ def large_crops_first(steps):
 
 def maco_method(note, **overrides):
     def run(model, classes, seed, steps, snapshot_steps):
-        kwargs = {"crops": 32, **{key: value(steps) if getattr(value, "per_budget", False) else value
-                                  for key, value in overrides.items()}}
+        # The paper's settings (maco's defaults until the fifth pass), then the method's changes.
+        kwargs = {"crops": 32, **maco_keras.presets.schedules("paper"),
+                  **{key: value(steps) if getattr(value, "per_budget", False) else value
+                     for key, value in overrides.items()}}
         result = maco_keras.maco(model, units=classes, seed=seed, steps=steps, values_range=VALUES_RANGE,
                                  verbose=False, return_visualization=True, snapshot_steps=snapshot_steps, **kwargs)
         return {**result.snapshots, steps: (result.images, result.transparency)}
@@ -170,8 +175,11 @@ def xplique_run(model, classes, seed, steps, snapshot_steps):
 
 
 METHODS = {
-    "MACO": maco_method("today's defaults: 32 crops of N(0.25, 0.1) of the area, noise 0.1, NAdam lr 1.0"),
-    "MACO, composited": Method(None, True, "today's MACO composited over grey with its transparency", source="MACO",
+    "MACO": dataclasses.replace(
+        maco_method("the paper's settings (PRESETS['paper'], maco's defaults until the fifth pass): 32 crops of "
+                    "N(0.25, 0.1) of the area, noise 0.1, NAdam lr 1.0, contrast 1"),
+        key="today's defaults: 32 crops of N(0.25, 0.1) of the area, noise 0.1, NAdam lr 1.0"),
+    "MACO, composited": Method(None, True, "MACO composited over grey with its transparency", source="MACO",
                                post=lambda images, transparency: plots.apply_transparency(images, transparency,
                                                                                           VALUES_RANGE)),
     "MACO, lr 1 to 0.1 (cosine)": maco_method(
@@ -240,7 +248,7 @@ def pick_classes(count, class_set=0):
 
 def run_key(subject, name, seed, steps, classes):
     settings = dict(subject=subject, method=name, seed=seed, steps=steps, image_size=512, classes=classes,
-                    note=METHODS[name].note, version=maco_keras.__version__)
+                    note=METHODS[name].key or METHODS[name].note, version=maco_keras.__version__)
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -72,7 +72,7 @@ def main():
     model = keras.models.load_model(path)
     units = UNITS[:args.units]
     settings = dict(units=units, steps=args.steps, crops=args.crops, image_size=args.image_size, seed=0,
-                    values_range=(-1, 1), verbose=False)
+                    values_range=(-1, 1), verbose=False, **maco_keras.presets.schedules("paper"))
     rows = []
     floor = None
 

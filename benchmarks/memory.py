@@ -46,7 +46,7 @@ def child(config):
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     settings = dict(units=UNITS[:config["units"]], image_size=config["image_size"], crops=config["crops"], seed=0,
                     values_range=(-1, 1), verbose=False, batch_size=config.get("batch_size"),
-                    crop_chunk=config.get("crop_chunk"))
+                    crop_chunk=config.get("crop_chunk"), **maco_keras.presets.schedules("paper"))
     start = time.perf_counter()
     maco_keras.maco(model, steps=config.get("trace_steps", config["steps"]), **settings)
     first = time.perf_counter() - start
@@ -76,7 +76,7 @@ def run_command(units, batch):
         command = [sys.executable, "-m", "maco_keras", "visualize",
                    str(shared_dir() / "models" / "mobilenet_v2_1.0_224.keras"), "--out", out,
                    "--units", ",".join(map(str, UNITS[:units])), "--batch", str(batch), "--steps", "2",
-                   "--crops", "4", "--image-size", "256", "--quiet"]
+                   "--crops", "4", "--image-size", "256", "--preset", "paper", "--quiet"]
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                    env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)})

@@ -51,7 +51,9 @@ def methods(args):
 
     def maco(**overrides):
         def run(model, units, seed):
-            return maco_keras.maco(model, units=units, seed=seed, **{**common, "crops": args.crops, **overrides})
+            # The paper's settings, which these tables reproduce (not maco's defaults).
+            settings = {**common, **maco_keras.presets.schedules("paper"), "crops": args.crops, **overrides}
+            return maco_keras.maco(model, units=units, seed=seed, **settings)
         return run
 
     def fourier(**overrides):

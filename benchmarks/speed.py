@@ -15,11 +15,12 @@ take and is the steadier of the two). The repeats alternate which of the floor a
 is timed first, so that a drift over the run weighs on both alike; each repeat's own ratio
 (maco / floor, CPU) is printed too, with the median and quartiles of those ratios.
 
-`--preset fast` times maco with `PRESETS["fast"]`'s schedules (its steps and crops are
-`--steps` and `--crops`); `--no-xplique` leaves Xplique out (half the time, more repeats).
+maco runs with the schedules of `--preset`: fast (default: maco's defaults, `PRESETS["fast"]`)
+or paper (the paper's constant settings); its steps and crops are `--steps` and `--crops`.
+`--no-xplique` leaves Xplique out (half the time, more repeats).
 
 Run:  python benchmarks/speed.py [--steps 32] [--crops 32] [--image-size 512] [--sizes 1 8] [--repeats 2]
-                                 [--preset paper|fast] [--no-xplique]
+                                 [--preset fast|paper] [--no-xplique]
 """
 
 import argparse
@@ -62,7 +63,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
-    parser.add_argument("--preset", choices=("paper", "fast"), default="paper")
+    parser.add_argument("--preset", choices=("fast", "paper"), default="fast")
     parser.add_argument("--no-xplique", action="store_true", help="do not time Xplique's maco")
     args = parser.parse_args()
     for name in ("steps", "crops", "image_size", "repeats"):

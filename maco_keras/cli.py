@@ -66,12 +66,12 @@ def build_parser():
                            help="units: numbers and ranges (1,5,10-19) or all (default: all)")
     visualize.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco",
                            help="maco (default), or the paper's baselines fourier and pixel (CBR)")
-    visualize.add_argument("--preset", choices=("paper", "fast"), default="paper",
-                           help="maco's settings: paper (default: the paper's, 256 steps) or fast (64 steps, coarse "
-                           "to fine, decaying learning rate, large crops first, contrast 0.7; see the README's "
-                           "Quality)")
+    visualize.add_argument("--preset", choices=("fast", "paper"), default=None,
+                           help="maco's settings: fast (default, maco's defaults: 64 steps, coarse to fine, decaying "
+                           "learning rate, large crops first, contrast 0.7; see the README's Quality) or paper (the "
+                           "paper's, 256 steps)")
     visualize.add_argument("--steps", type=_positive_int, default=None,
-                           help="optimization steps (default: the preset's, 256 or 64)")
+                           help="optimization steps (default: the preset's, 64 or 256)")
     visualize.add_argument("--image-size", type=_positive_int, default=512, help="image side (default 512)")
     visualize.add_argument("--crops", type=_positive_int, default=32, help="crops per image per step (default 32)")
     visualize.add_argument("--crop-chunk", type=_positive_int, default=None,
@@ -158,9 +158,13 @@ class VisualizeJob:
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
                              f"received: --image-size={args.image_size}")
-        if args.preset != "paper" and args.method != "maco":
+        if args.preset not in (None, "paper") and args.method != "maco":
             raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
         from maco_keras import presets
+
+        if args.preset is None:
+            # maco's defaults; the baselines have no schedules, which manifests have always called "paper".
+            args.preset = "fast" if args.method == "maco" else "paper"
 
         if args.steps is None:
             args.steps = presets.PRESETS[args.preset]["steps"]

@@ -172,8 +172,8 @@ def test_visualize_with_a_strategy_and_crop_chunks(saved_model, tiny_run, tmp_pa
     (["visualize", "{model}", "--method", "deepdream"], "--method"),
     (["visualize", "{model}", "--method", "fourier", "--preset", "fast"], "--method=fourier"),
     (["visualize", "{model}", "--preset", "quick"], "--preset"),
-    (["visualize", "{model}", "--out", "{run}", "--units", "0-3,7", "--preset", "fast", *SMALL],
-     "preset='paper'"),
+    (["visualize", "{model}", "--out", "{run}", "--units", "0-3,7", "--preset", "paper", *SMALL],
+     "preset='fast'"),
     (["visualize", "{model}", "--out", "{run}", "--units", "0-3,7", "--steps", "5"], "steps=3"),
     (["visualize", "{tmp}/garbage.keras"], "cannot read the model"),
     (["atlas", "{tmp}/nowhere"], "manifest.json"),
@@ -316,5 +316,9 @@ def test_the_fast_preset_from_the_shell(saved_model, tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(results.RunFolderError, match="preset='paper'"):
         cli.VisualizeJob(cli.parse_args(resume))
-    # ... and so it is: an earlier version's folder of the paper's settings resumes.
-    cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1", *SMALL]))
+    # ... and so it is: an earlier version's folder of the paper's settings resumes with --preset paper
+    # (the paper's settings were the default then; the fast preset is now).
+    cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1",
+                                     "--preset", "paper", *SMALL]))
+    with pytest.raises(results.RunFolderError, match="preset='paper'"):
+        cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1", *SMALL]))

@@ -45,16 +45,25 @@ def test_a_users_own_parameterization_and_augmentation(tiny_model):
 
 def test_maco_is_visualize_with_a_maco_image(tiny_model):
     kwargs = dict(units=[1], steps=4, image_size=40, crops=2, seed=4, verbose=False)
-    preset = maco_keras.maco(tiny_model, **kwargs)
+    # The paper's settings are visualize's own defaults.
+    preset = maco_keras.maco(tiny_model, **kwargs, **presets.schedules("paper"))
     images = MacoImage(1, 40, values_range=(-1, 1))
     direct = maco_keras.visualize(tiny_model, images, units=[1], steps=4, crops=2, seed=4, verbose=False)
     np.testing.assert_allclose(direct[0], preset[0], atol=1e-6)
+    # maco's defaults are the fast preset's schedules and contrast, on the same loop.
+    default = maco_keras.maco(tiny_model, **kwargs)
+    # (crop_scale_std is the Augmentation's, 0.1 in both.)
+    fast = {key: value for key, value in presets.schedules("fast").items() if key not in ("contrast", "crop_scale_std")}
+    images = MacoImage(1, 40, values_range=(-1, 1), contrast=presets.PRESETS["fast"]["contrast"])
+    direct = maco_keras.visualize(tiny_model, images, units=[1], steps=4, crops=2, seed=4, verbose=False, **fast)
+    np.testing.assert_allclose(direct[0], default[0], atol=1e-6)
 
 
 def test_snapshots_are_what_shorter_runs_give(tiny_model):
     # Constant settings: the state after s of n steps is the result of an s-step run.
     maco_keras.clear_cache()  # so that only this test's loops are counted below
-    kwargs = dict(units=[1, 4], image_size=40, crops=3, seed=7, verbose=False, return_visualization=True)
+    kwargs = dict(units=[1, 4], image_size=40, crops=3, seed=7, verbose=False, return_visualization=True,
+                  **presets.schedules("paper"))  # constant ones (the defaults' schedules follow the length)
     long = maco_keras.maco(tiny_model, steps=9, snapshot_steps=[3, 6], **kwargs)
     assert sorted(long.snapshots) == [3, 6]
     for steps in (3, 6):

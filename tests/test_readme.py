@@ -1,5 +1,5 @@
-"""Every Python block of README.md runs, at 1 step instead of 256 or the fast preset's 64 (a README example
-that breaks fails here)."""
+"""Every Python block of README.md runs, at 1 step instead of the defaults' 64 or the paper's 256 (a README
+example that breaks fails here)."""
 
 import re
 
@@ -23,6 +23,7 @@ def test_readme_python_block_runs(index, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(presets.maco.__kwdefaults__, "steps", 1)
     monkeypatch.setitem(presets.PRESETS["fast"], "steps", 1)
+    monkeypatch.setitem(presets.PRESETS["paper"], "steps", 1)
     # No network here: the shared MobileNetV2 stands in for keras.applications' ImageNet one
     # (random weights when ../shared is absent: the code runs the same).
     path = shared_dir() / "models" / "mobilenet_v2_1.0_224.keras"

@@ -56,8 +56,21 @@ def test_fast_preset_is_one_trace_for_any_length(tiny_model):
     assert [loop.trace_count for loop in optimization.cached_loops()] == [1]
 
 
-def test_the_paper_preset_is_the_default(tiny_model):
+def test_the_fast_preset_is_the_default_and_the_paper_a_preset(tiny_model):
     kwargs = dict(units=[1], image_size=40, seed=1, verbose=False)
-    paper = {**maco_keras.PRESETS["paper"], "steps": 3}
-    np.testing.assert_array_equal(maco_keras.maco(tiny_model, steps=3, **kwargs)[0],
-                                  maco_keras.maco(tiny_model, **paper, **kwargs)[0])
+    default = maco_keras.maco(tiny_model, steps=3, **kwargs)[0]
+    np.testing.assert_array_equal(default, maco_keras.maco(tiny_model, **{**maco_keras.PRESETS["fast"], "steps": 3},
+                                                           **kwargs)[0])
+    paper = maco_keras.maco(tiny_model, **{**maco_keras.PRESETS["paper"], "steps": 3}, **kwargs)[0]
+    assert not np.array_equal(default, paper)
+    assert maco_keras.presets.maco.__kwdefaults__["steps"] == maco_keras.PRESETS["fast"]["steps"] == 64
+
+
+def test_an_optimizer_of_ones_own_keeps_its_rate_under_the_default_schedule(tiny_model):
+    # The default learning rate is a schedule, which would set a given optimizer's rate at
+    # every step: it applies only when no optimizer is given.
+    kwargs = dict(units=[1], image_size=40, seed=1, verbose=False, steps=3)
+    slow = maco_keras.maco(tiny_model, optimizer=keras.optimizers.Nadam(1e-6), **kwargs)[0]
+    start = maco_keras.maco(tiny_model, learning_rate=0.0, **kwargs)[0]
+    np.testing.assert_allclose(slow, start, atol=1e-4)
+    assert np.abs(maco_keras.maco(tiny_model, **kwargs)[0] - start).max() > 1e-2
