@@ -12,7 +12,7 @@ name below and every submodule (`maco_keras.plots`, `.metrics`, `.applications`,
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _EXPORTS = {
     "Augmentation": "augmentation",

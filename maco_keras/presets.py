@@ -55,9 +55,9 @@ def maco(
 
     The defaults (`PRESETS["fast"]`, spelled out) are a quarter of the paper's compute: 64
     steps with coarse to fine, a decaying learning rate, large crops first and contrast 0.7.
-    `benchmarks/frontier.py` chose them: on 12 held-out classes and two networks of
-    different families, they are at least as good as the paper's settings at 256 steps on
-    every metric it scores (README, *Quality*). The paper's settings are a preset:
+    `benchmarks/frontier.py` chose them: on 12 held-out classes (two sets of 6, pooled) and
+    two networks of different families, they are at least as good as the paper's settings
+    at 256 steps on every metric it scores (README, *Quality*). The paper's settings are a preset:
     `maco(model, units, **PRESETS["paper"])`.
 
     All N objectives are optimized together in one batch: each step draws `crops` random
