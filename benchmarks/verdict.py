@@ -22,7 +22,7 @@ import pathlib
 import re
 import sys
 
-from common import REPO, frontier_section, read_section
+from common import REPO, frontier_section, markdown_table, read_section
 
 SUBJECTS = ("mobilenet_v2", "efficientnet_lite0")
 
@@ -50,6 +50,7 @@ class ClassSet:
 
     def __init__(self, results, subject, tags):
         self.rows, self.photos, self.classes, self.header = {}, None, None, None
+        self.tags = " ".join(map(repr, tags))  # as given, for messages
         for tag in tags:
             name = frontier_section(subject, tag)
             text = read_section(results, name)
@@ -57,7 +58,7 @@ class ClassSet:
                 raise ValueError(f"expected a section {name!r} (--tag {tag!r}) in {results}, received: none")
             classes = re.search(r"^Classes .*$", text, re.MULTILINE)
             if classes and self.classes and classes.group(0) != self.classes:
-                raise ValueError(f"expected sections of one class set, received: --class-set {' '.join(map(repr, tags))} "
+                raise ValueError(f"expected sections of one class set, received: --class-set {self.tags} "
                                  f"mixes {self.classes!r} and {classes.group(0)!r}")
             self.classes = self.classes or (classes.group(0) if classes else None)
             header, rows = parse_table(text)
@@ -67,14 +68,13 @@ class ClassSet:
                     self.photos = self.photos or cells
                 elif key in self.rows and self.rows[key] != cells:
                     raise ValueError(f"expected one row {key} per class set, received: two different ones in "
-                                     f"--class-set {' '.join(map(repr, tags))}")
+                                     f"--class-set {self.tags}")
                 else:
                     self.rows.setdefault(key, cells)
 
-    def row(self, method, steps, tags):
+    def row(self, method, steps):
         if (method, str(steps)) not in self.rows:
-            raise ValueError(f"expected a row ({method!r}, {steps} steps) in --class-set "
-                             f"{' '.join(map(repr, tags))}, received: none")
+            raise ValueError(f"expected a row ({method!r}, {steps} steps) in --class-set {self.tags}, received: none")
         return self.rows[(method, str(steps))]
 
 
@@ -95,8 +95,8 @@ def verdict(results, subject, candidate, reference, class_sets):
     body, wins, pooled, per_set = [], 0, {}, {}
     for column, higher in columns:
         cells, means = [], {"candidate": [], "reference": [], "photos": []}
-        for class_set, tags in zip(sets, class_sets):
-            (c, digits), (r, _) = (cell_value(class_set.row(*which, tags)[column]) for which in (candidate, reference))
+        for class_set in sets:
+            (c, digits), (r, _) = (cell_value(class_set.row(*which)[column]) for which in (candidate, reference))
             means["candidate"].append(c)
             means["reference"].append(r)
             means["photos"].append(cell_value(class_set.photos[column])[0])
@@ -108,8 +108,7 @@ def verdict(results, subject, candidate, reference, class_sets):
         wins += good
         body.append([column] + cells + ([f"{c:.{digits}f} / {r:.{digits}f}"] if len(sets) > 1 else [])
                     + ["✓" if good else "✗"])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines = [markdown_table(header, body)]
     plausibility = next((column for column, _ in columns if column.startswith("plausibility")), None)
     gap = None
     if plausibility:
