@@ -33,6 +33,29 @@ class Timer:
         self.cpu_seconds = time.process_time() - self.cpu_start
 
 
+def median_interval(values, confidence=0.95):
+    """A distribution-free confidence interval for the median of `values`: the pair of
+    order statistics (x_(j), x_(n+1-j)) with the largest j whose coverage,
+    1 - 2 P(Binomial(n, 1/2) <= j - 1), is at least `confidence`. Assumes only that the
+    values are independent draws of one distribution (repeats of one measurement).
+
+    Returns:
+        (low, high), or None when there are too few values for that confidence (n < 6 at 95%).
+    """
+    import math
+
+    ordered = sorted(values)
+    count = len(ordered)
+    below = 0.0  # P(Binomial(n, 1/2) <= j - 1)
+    best = None
+    for j in range(1, count // 2 + 1):
+        below += math.comb(count, j - 1) / 2 ** count
+        if 1 - 2 * below < confidence:
+            break
+        best = j
+    return None if best is None else (ordered[best - 1], ordered[count - best])
+
+
 def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

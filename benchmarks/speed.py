@@ -13,7 +13,9 @@ three are measured interleaved, `--repeats` times, and the medians reported, bot
 seconds and in CPU seconds (all threads of the process: it ignores what other tenants
 take and is the steadier of the two). The repeats alternate which of the floor and maco
 is timed first, so that a drift over the run weighs on both alike; each repeat's own ratio
-(maco / floor, CPU) is printed too, with the median and quartiles of those ratios.
+(maco / floor, CPU) is printed too, with the median and quartiles of those ratios and a
+distribution-free 95% confidence interval of their median (order statistics; 6 repeats
+or more): the interval, not one repeat, says on which side of a line the loop is.
 
 maco runs with the schedules of `--preset`: fast (default: maco's defaults, `PRESETS["fast"]`)
 or paper (the paper's constant settings); its steps and crops are `--steps` and `--crops`.
@@ -35,7 +37,7 @@ from xplique.features_visualizations import Objective  # noqa: E402
 from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
 
 import maco_keras  # noqa: E402
-from common import Timer, floor_steps, markdown_table, shared_dir  # noqa: E402
+from common import Timer, floor_steps, markdown_table, median_interval, shared_dir  # noqa: E402
 
 # Fixed, spread-out ImageNet classes (no tuning involved).
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980, 555, 812, 948, 130, 340, 543, 701, 864]
@@ -103,8 +105,11 @@ def main():
                   + ", ".join(f"{k} {v[-1][0]:.2f} / {v[-1][1]:.2f}" for k, v in measured.items()), flush=True)
         ratios = [warm[1] / floor[1] for warm, floor in zip(measured["warm"], measured["floor"])]
         low, middle, high = np.percentile(ratios, [25, 50, 75])
+        interval = median_interval(ratios)
+        interval = "n/a (fewer than 6 repeats)" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
         print(f"N={size} per-repeat maco / floor (CPU): {', '.join(f'{r:.3f}' for r in ratios)}; "
-              f"median {middle:.3f}, quartiles {low:.3f} to {high:.3f}", flush=True)
+              f"median {middle:.3f}, quartiles {low:.3f} to {high:.3f}, 95% interval of the median {interval}",
+              flush=True)
         for index, kind in enumerate(("wall", "CPU")):
             floor, warm, xplique = (float(np.median([m[index] for m in measured[k]]))
                                     for k in ("floor", "warm", "xplique"))

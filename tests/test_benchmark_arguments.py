@@ -92,3 +92,16 @@ def test_the_verdict_refuses_what_is_not_in_the_results(arguments, message):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_the_median_interval_is_the_textbook_order_statistics(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import common
+    # 95% intervals for the median: (x_2, x_10) of 11 values (coverage 98.8%; x_3 gives 93.5%),
+    # (x_10, x_22) of 31; fewer than 6 values cannot reach 95%.
+    values = [0.1 * v for v in range(11, 0, -1)]
+    assert common.median_interval(values) == (0.2, 1.0)
+    assert common.median_interval(list(range(31))) == (9, 21)
+    assert common.median_interval(list(range(6))) == (0, 5)
+    assert common.median_interval(list(range(5))) is None
+    assert common.median_interval(list(range(11)), confidence=0.9) == (2, 8)
