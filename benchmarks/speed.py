@@ -17,16 +17,27 @@ is timed first, so that a drift over the run weighs on both alike; each repeat's
 distribution-free 95% confidence interval of their median (order statistics; 6 repeats
 or more): the interval, not one repeat, says on which side of a line the loop is.
 
+`--interleave step` (the default) goes further: the floor's steps are run *inside* each
+maco call, one after each of maco's steps (the loop pauses after every step for its
+progress bar when it runs at most 50 steps; the bar is replaced by one floor step), and
+maco's time is the call's time less the floor steps'. Drift then weighs on both within
+about a second, not within a call of 20-70 s: on a VM whose speed wandered by 10% from
+one call to the next, call-level pairs gave per-repeat ratios from 0.96 to 1.17. maco's
+share counts everything its call does (compiling the objective, the reset, the final
+images) and its pauses too, which only an interleaved run has (one host round trip per
+step), so it can only be overstated. `--interleave call` times whole calls as above.
+
 maco runs with the schedules of `--preset`: fast (default: maco's defaults, `PRESETS["fast"]`)
 or paper (the paper's constant settings); its steps and crops are `--steps` and `--crops`.
 `--no-xplique` leaves Xplique out (half the time, more repeats).
 
 Run:  python benchmarks/speed.py [--steps 32] [--crops 32] [--image-size 512] [--sizes 1 8] [--repeats 2]
-                                 [--preset fast|paper] [--no-xplique]
+                                 [--preset fast|paper] [--interleave step|call] [--no-xplique]
 """
 
 import argparse
 import os
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -57,6 +68,34 @@ def make_floor(model, batch, steps):
     return measure
 
 
+def interleaved_call(floor_step, steps, call):
+    """Runs `call()`, a verbose `maco` call of `steps` <= 50 steps, with one floor step after
+    each of its steps, in place of its progress bar's updates.
+
+    Returns:
+        ((wall, CPU) seconds of the call less the floor steps, (wall, CPU) of the floor steps).
+    """
+    spent = {"wall": 0.0, "CPU": 0.0, "pauses": 0}
+
+    class FloorAtEachPause:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def update(self, *args, **kwargs):
+            with Timer() as timer:
+                floor_step()
+            spent["wall"] += timer.seconds
+            spent["CPU"] += timer.cpu_seconds
+            spent["pauses"] += 1
+
+    with mock.patch.object(keras.utils, "Progbar", FloorAtEachPause), Timer() as whole:
+        call()
+    if spent["pauses"] != steps:
+        raise RuntimeError(f"expected the loop to pause after each of its {steps} steps, it paused "
+                           f"{spent['pauses']} times")
+    return (whole.seconds - spent["wall"], whole.cpu_seconds - spent["CPU"]), (spent["wall"], spent["CPU"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=32)
@@ -66,6 +105,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
     parser.add_argument("--preset", choices=("fast", "paper"), default="fast")
+    parser.add_argument("--interleave", choices=("step", "call"), default="step",
+                        help="alternate the floor and maco step by step (default) or call by call")
     parser.add_argument("--no-xplique", action="store_true", help="do not time Xplique's maco")
     args = parser.parse_args()
     for name in ("steps", "crops", "image_size", "repeats"):
@@ -73,29 +114,43 @@ def main():
             parser.error(f"expected a positive --{name.replace('_', '-')}, received: {getattr(args, name)}")
     if min(args.sizes) < 1:
         parser.error(f"expected positive --sizes, received: {args.sizes}")
+    if args.interleave == "step" and args.steps > 50:
+        parser.error(f"expected --steps <= 50 with --interleave step (the loop pauses after every step only "
+                     f"up to 50), received: {args.steps}")
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     settings = dict(steps=args.steps, crops=args.crops, image_size=args.image_size)
     schedules = maco_keras.presets.schedules(args.preset)
-    print(f"model {args.model}, {settings}, preset {args.preset}, repeats {args.repeats}, TF {tf.__version__}, "
+    print(f"model {args.model}, {settings}, preset {args.preset}, repeats {args.repeats}, "
+          f"interleave {args.interleave}, TF {tf.__version__}, "
           f"CPU threads {os.cpu_count()}", flush=True)
     rows = {"CPU": [], "wall": []}
     for size in args.sizes:
         units = UNITS[:size]
         time_floor = make_floor(model, args.crops * size, args.steps)
+        floor_step = floor_steps(model, args.crops * size, 1)
+        floor_step()  # traced and warm before the first interleaved call
+
+        def call(seed, verbose=False):
+            maco_keras.maco(model, units=units, verbose=verbose, seed=seed, **settings, **schedules)
+
         maco_keras.clear_cache()
         with Timer() as cold:
-            maco_keras.maco(model, units=units, verbose=False, seed=0, **settings, **schedules)
+            call(0)
         measured = {"floor": [], "warm": [], "xplique": []}
         for repeat in range(args.repeats):
-            if repeat % 2 == 0:
-                wall, cpu = time_floor()
-            with Timer() as warm:
-                maco_keras.maco(model, units=units, verbose=False, seed=repeat + 1, **settings, **schedules)
-            if repeat % 2 == 1:
-                wall, cpu = time_floor()
+            if args.interleave == "step":
+                warm, (wall, cpu) = interleaved_call(floor_step, args.steps, lambda: call(repeat + 1, verbose=True))
+            else:
+                if repeat % 2 == 0:
+                    wall, cpu = time_floor()
+                with Timer() as timer:
+                    call(repeat + 1)
+                warm = (timer.seconds, timer.cpu_seconds)
+                if repeat % 2 == 1:
+                    wall, cpu = time_floor()
             measured["floor"].append((wall / size, cpu / size))
-            measured["warm"].append((warm.seconds / size, warm.cpu_seconds / size))
+            measured["warm"].append((warm[0] / size, warm[1] / size))
             with Timer() as xplique:
                 for unit in units if not args.no_xplique else []:
                     xplique_maco(Objective.neuron(model, -1, unit), nb_steps=args.steps, nb_crops=args.crops,

@@ -9,13 +9,15 @@ Times each part of a MACO step on its own, as the loop runs it (compiled with
 - boxes + crops: drawing the boxes and cutting K * N crops, forward only;
 - crop gradient: the deterministic gradient of the crops w.r.t. the images;
 - optimizer: one NAdam update of the phase;
-- whole step: the loop itself (`maco` with a reused loop, over `--steps` steps), divided
-  by the steps.
+- schedules: what the fast preset (maco's defaults) adds: the coarse-to-fine mask on the
+  phase gradient and setting the step's learning rate;
+- whole step: the loop itself (`maco` with a reused loop, over `--steps` steps, with the
+  schedules of `--preset`: fast, the default, or paper), divided by the steps.
 "whole step / model" is the step's cost over the floor; "parts / model" is the sum of the
 parts over it, which leaves out what only the whole step has (transparency, scores, loop)
 and counts what the parts pay alone (one call each).
 
-Run:  python benchmarks/step_profile.py [--sizes 1 4] [--crops 32] [--image-size 512]
+Run:  python benchmarks/step_profile.py [--sizes 1 4] [--crops 32] [--image-size 512] [--preset fast|paper]
 """
 
 import argparse
@@ -30,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
 from common import floor_steps, markdown_table, shared_dir  # noqa: E402
-from maco_keras import augmentation, parameterization  # noqa: E402
+from maco_keras import augmentation, parameterization, spectrum  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
 
@@ -87,13 +89,25 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     def optimizer_part():
         optimizer.apply_gradients(zip(gradients, images_layer.trainable_variables))
 
+    radius = tf.constant(spectrum.frequency_radius(images_layer.image_size)[None, None])
+    learning_rate, cutoff = tf.constant(0.5), tf.constant(0.5)
+
+    @tf.function
+    def schedules_part():
+        # What the fast preset adds to a step, as the loop does it: the coarse-to-fine mask
+        # on the phase gradient and this step's learning rate.
+        optimizer.learning_rate = learning_rate
+        return [g * tf.cast(radius <= cutoff, g.dtype) for g in gradients]
+
     named = [("model (floor)", floor_steps(model, crops * num_images, 1)), ("image fwd+bwd", image_part), ("noise", noise_part),
-             ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part)]
+             ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part),
+             ("schedules", schedules_part)]
     return {name: median_ms(function, iterations, repeats) for name, function in named}
 
 
-def whole_step(model, num_images, crops, image_size, steps, repeats):
-    settings = dict(units=UNITS[:num_images], steps=steps, crops=crops, image_size=image_size, verbose=False)
+def whole_step(model, num_images, crops, image_size, steps, repeats, preset):
+    settings = dict(units=UNITS[:num_images], steps=steps, crops=crops, image_size=image_size, verbose=False,
+                    **maco_keras.presets.schedules(preset))
     maco_keras.maco(model, seed=0, **settings)  # traces the loop
     times = []
     for repeat in range(repeats):
@@ -112,6 +126,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--model", default="mobilenet_v2_1.0_224.keras")
+    parser.add_argument("--preset", choices=("fast", "paper"), default="fast",
+                        help="the schedules of the whole step: maco's defaults (fast) or the paper's")
     args = parser.parse_args()
     for name in ("sizes", "crops", "image_size", "iterations", "repeats", "steps"):
         values = getattr(args, name) if name == "sizes" else [getattr(args, name)]
@@ -119,12 +135,14 @@ def main():
             parser.error(f"expected positive --{name.replace('_', '-')}, received: {getattr(args, name)}")
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
-    print(f"model {args.model}, crops {args.crops}, image {args.image_size}px, TF {tf.__version__}, "
+    print(f"model {args.model}, crops {args.crops}, image {args.image_size}px, preset {args.preset}, "
+          f"TF {tf.__version__}, "
           f"CPU threads {os.cpu_count()}", flush=True)
     rows = []
     for size in args.sizes:
         measured = parts(model, size, args.crops, args.image_size, args.iterations, args.repeats)
-        measured["whole step"] = whole_step(model, size, args.crops, args.image_size, args.steps, args.repeats)
+        measured["whole step"] = whole_step(model, size, args.crops, args.image_size, args.steps, args.repeats,
+                                             args.preset)
         floor = measured["model (floor)"]
         parts_sum = sum(value for name, value in measured.items() if name != "whole step")
         rows.append([size] + [f"{value:.1f}" for value in measured.values()]

@@ -105,3 +105,12 @@ def test_the_median_interval_is_the_textbook_order_statistics(monkeypatch):
     assert common.median_interval(list(range(6))) == (0, 5)
     assert common.median_interval(list(range(5))) is None
     assert common.median_interval(list(range(11)), confidence=0.9) == (2, 8)
+
+
+def test_speed_refuses_step_interleaving_beyond_the_pauses_of_the_loop():
+    # The loop pauses after every step (where the floor's steps are slotted in) only up to 50 steps.
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "speed.py"), "--steps", "64"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert "expected --steps <= 50 with --interleave step" in last and "64" in last
