@@ -127,9 +127,11 @@ def main():
     rows = {"CPU": [], "wall": []}
     for size in args.sizes:
         units = UNITS[:size]
-        time_floor = make_floor(model, args.crops * size, args.steps)
-        floor_step = floor_steps(model, args.crops * size, 1)
-        floor_step()  # traced and warm before the first interleaved call
+        if args.interleave == "step":
+            floor_step = floor_steps(model, args.crops * size, 1)
+            floor_step()  # traced and warm before the first interleaved call
+        else:
+            time_floor = make_floor(model, args.crops * size, args.steps)
 
         def call(seed, verbose=False):
             maco_keras.maco(model, units=units, verbose=verbose, seed=seed, **settings, **schedules)
