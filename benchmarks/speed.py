@@ -69,7 +69,7 @@ def make_floor(model, batch, steps):
 
 
 def interleaved_call(floor_step, steps, call):
-    """Runs `call()`, a verbose `maco` call of `steps` <= 50 steps, with one floor step after
+    """Runs `call()`, a verbose `maco` call of at most `PROGRESS_UPDATES` steps, with one floor step after
     each of its steps, in place of its progress bar's updates.
 
     Returns:
@@ -114,9 +114,10 @@ def main():
             parser.error(f"expected a positive --{name.replace('_', '-')}, received: {getattr(args, name)}")
     if min(args.sizes) < 1:
         parser.error(f"expected positive --sizes, received: {args.sizes}")
-    if args.interleave == "step" and args.steps > 50:
-        parser.error(f"expected --steps <= 50 with --interleave step (the loop pauses after every step only "
-                     f"up to 50), received: {args.steps}")
+    updates = maco_keras.optimization.PROGRESS_UPDATES
+    if args.interleave == "step" and args.steps > updates:
+        parser.error(f"expected --steps <= {updates} with --interleave step (the loop pauses after every step "
+                     f"only up to {updates}), received: {args.steps}")
 
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     settings = dict(steps=args.steps, crops=args.crops, image_size=args.image_size)

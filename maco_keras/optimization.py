@@ -303,6 +303,11 @@ def split_crops(num_crops, strategy, crop_chunk):
     return per_replica, crop_chunk
 
 
+# A verbose run pauses for its progress bar at most this many times: after every step up
+# to this many steps, then every ceil(steps / PROGRESS_UPDATES) steps.
+PROGRESS_UPDATES = 50
+
+
 class OptimizationLoop:
     """A traced-once optimization loop over one parameterization and one objective structure.
 
@@ -530,7 +535,7 @@ class OptimizationLoop:
             ones if settings.learning_rates is None else settings.learning_rates,
             ones if settings.frequency_cutoffs is None else settings.frequency_cutoffs)]
         progress = keras.utils.Progbar(steps, stateful_metrics=["score"]) if verbose else None
-        chunk = max(1, math.ceil(steps / 50)) if verbose else steps
+        chunk = max(1, math.ceil(steps / PROGRESS_UPDATES)) if verbose else steps
         # The loop pauses (Python runs) at the progress updates and the snapshots only.
         stops = sorted(set(range(chunk, steps, chunk)) | set(settings.snapshot_steps) | {steps})
         snapshots = {}
