@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
 from common import floor_steps, markdown_table, shared_dir  # noqa: E402
-from maco_keras import augmentation, parameterization, spectrum  # noqa: E402
+from maco_keras import augmentation, optimization, parameterization  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
 
@@ -89,7 +89,7 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     def optimizer_part():
         optimizer.apply_gradients(zip(gradients, images_layer.trainable_variables))
 
-    radius = tf.constant(spectrum.frequency_radius(images_layer.image_size)[None, None])
+    radii = [tf.constant(radius, tf.float32) for radius in optimization.frequency_radii(images_layer)]
     learning_rate, cutoff = tf.constant(0.5), tf.constant(0.5)
 
     @tf.function
@@ -97,7 +97,7 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
         # What the fast preset adds to a step, as the loop does it: the coarse-to-fine mask
         # on the phase gradient and this step's learning rate.
         optimizer.learning_rate = learning_rate
-        return [g * tf.cast(radius <= cutoff, g.dtype) for g in gradients]
+        return optimization.coarse_to_fine_gradients(gradients, radii, cutoff)
 
     named = [("model (floor)", floor_steps(model, crops * num_images, 1)), ("image fwd+bwd", image_part), ("noise", noise_part),
              ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part),

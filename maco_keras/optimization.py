@@ -243,6 +243,21 @@ def coarse_to_fine_cutoffs(coarse_to_fine, steps):
     return np.minimum(1.0, np.arange(1, steps + 1) / open_steps).astype(np.float32)
 
 
+def coarse_to_fine_gradients(gradients, radii, cutoff):
+    """The gradients with those of frequencies whose radius is above `cutoff` set to 0.
+
+    Those frequencies' optimizer moments then stay 0 and they keep their phase until the
+    cutoff reaches them.
+
+    Args:
+        gradients: the gradients of the trainable weights.
+        radii: per weight, its frequencies' radii as a float32 tensor broadcastable to it,
+            or None (not frequencies: its gradient is kept whole).
+        cutoff: scalar float32 tensor, this step's cutoff.
+    """
+    return [g if radius is None else g * tf.cast(radius <= cutoff, g.dtype) for g, radius in zip(gradients, radii)]
+
+
 def snapshot_list(snapshot_steps, steps):
     """`snapshot_steps` as a sorted tuple of distinct ints in [1, steps], or an error naming it."""
     try:
@@ -444,10 +459,7 @@ class OptimizationLoop:
 
     def _replica_apply(self, step, scores, image_gradient, gradients, learning_rate, cutoff):
         if self.radii is not None:
-            # Coarse to fine: the frequencies above the cutoff get no gradient, so their
-            # moments stay 0 and they keep their phase until the cutoff reaches them.
-            gradients = [g if radius is None else g * tf.cast(radius <= cutoff, g.dtype)
-                         for g, radius in zip(gradients, self.radii)]
+            gradients = coarse_to_fine_gradients(gradients, self.radii, cutoff)
         if self.learning_rate_schedule:
             self.optimizer.learning_rate = learning_rate
         # Gradient *ascent*: the objective is maximized. The optimizer sums the replicas' gradients.
