@@ -7,7 +7,9 @@ Times each part of a MACO step on its own, as the loop runs it (compiled with
 - image: `MacoImage` forward (irfft2d, standardize, recorrelate, sigmoid) + backward;
 - noise: the image-sized U(-a, a) noise (and the Gaussian term, 0 by default);
 - boxes + crops: drawing the boxes and cutting K * N crops, forward only;
-- crop gradient: the deterministic gradient of the crops w.r.t. the images;
+- crop gradient: the deterministic gradient of the crops w.r.t. the images, with
+  `native`'s compiled kernel where it is built (the header says); the last column times
+  the fallback the loop uses without it (TF's kernel one crop per image at a time);
 - optimizer: one NAdam update of the phase;
 - schedules: what the fast preset (maco's defaults) adds: the coarse-to-fine mask on the
   phase gradient and setting the step's learning rate;
@@ -24,6 +26,7 @@ import argparse
 import os
 import statistics
 import time
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
 from common import floor_steps, markdown_table, shared_dir  # noqa: E402
-from maco_keras import augmentation, optimization, parameterization  # noqa: E402
+from maco_keras import augmentation, native, optimization, parameterization  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
 
@@ -76,12 +79,18 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
         drawn_boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
         return augmentation.crop_and_resize_crop_major(images, drawn_boxes, crops, input_size)
 
-    @tf.function
-    def crop_gradient_part():
+    def crop_gradient():
         with tf.GradientTape() as tape:
             tape.watch(images)
             cut = augmentation.crop_and_resize_crop_major(images, boxes, crops, input_size)
         return tape.gradient(cut, images, output_gradients=crop_gradient)
+
+    crop_gradient_part = tf.function(crop_gradient)
+    # The same gradient as the loop computes it where `native`'s kernel is not built: the
+    # choice is made while tracing, so it is traced here with the kernel switched off.
+    fallback_crop_gradient_part = tf.function(crop_gradient)
+    with mock.patch.dict(os.environ, {"MACO_KERAS_NATIVE": "0"}):
+        fallback_crop_gradient_part.get_concrete_function()
 
     gradients = [tf.random.uniform(v.shape) for v in images_layer.trainable_variables]
 
@@ -102,7 +111,10 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     named = [("model (floor)", floor_steps(model, crops * num_images, 1)), ("image fwd+bwd", image_part), ("noise", noise_part),
              ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part),
              ("schedules", schedules_part)]
-    return {name: median_ms(function, iterations, repeats) for name, function in named}
+    measured = {name: median_ms(function, iterations, repeats) for name, function in named}
+    # Not a part of the step (the loop runs one or the other): shown for comparison.
+    fallback = median_ms(fallback_crop_gradient_part, iterations, repeats)
+    return measured, fallback
 
 
 def whole_step(model, num_images, crops, image_size, steps, repeats, preset):
@@ -137,19 +149,21 @@ def main():
     model = keras.models.load_model(shared_dir() / "models" / args.model)
     print(f"model {args.model}, crops {args.crops}, image {args.image_size}px, preset {args.preset}, "
           f"TF {tf.__version__}, "
-          f"CPU threads {os.cpu_count()}", flush=True)
+          f"CPU threads {os.cpu_count()}, crop-gradient kernel {'built' if native.library() else 'not built'}",
+          flush=True)
     rows = []
     for size in args.sizes:
-        measured = parts(model, size, args.crops, args.image_size, args.iterations, args.repeats)
+        measured, fallback = parts(model, size, args.crops, args.image_size, args.iterations, args.repeats)
         measured["whole step"] = whole_step(model, size, args.crops, args.image_size, args.steps, args.repeats,
                                              args.preset)
         floor = measured["model (floor)"]
         parts_sum = sum(value for name, value in measured.items() if name != "whole step")
         rows.append([size] + [f"{value:.1f}" for value in measured.values()]
-                    + [f"{parts_sum / floor:.3f}", f"{measured['whole step'] / floor:.3f}"])
+                    + [f"{parts_sum / floor:.3f}", f"{measured['whole step'] / floor:.3f}", f"{fallback:.1f}"])
         print(f"N={size}: " + ", ".join(f"{name} {value:.1f} ms" for name, value in measured.items()), flush=True)
     print(f"\nms per step (medians of {args.repeats} x {args.iterations} calls; whole step over {args.steps} steps):\n")
-    print(markdown_table(["N"] + list(measured) + ["parts / model", "whole step / model"], rows))
+    print(markdown_table(["N"] + list(measured) + ["parts / model", "whole step / model",
+                                                   "crop gradient without the kernel"], rows))
 
 
 if __name__ == "__main__":

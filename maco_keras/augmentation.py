@@ -7,10 +7,11 @@ Crops are cut with `tf.image.crop_and_resize` semantics, but never with that op'
 gradient: on CPU, `CropAndResizeGradImage` lets the threads of crops of one image race
 on it (measured: gradients off by 2% for 32 crops of one image, and different on every
 run). Two deterministic versions are used instead:
-- `crop_and_resize_crop_major` (default): TF's forward op; the gradient is TF's kernel
-  applied to one crop per image at a time, accumulated in a `tf.while_loop` (a fixed
-  order). It costs 0.044 s for 32 224px crops of a 512px image on 2 cores (TF's racy
-  gradient: 0.037 s).
+- `crop_and_resize_crop_major` (default): TF's forward op. On CPU its gradient is
+  `native`'s compiled kernel (each thread owns bands of image rows; 10.7 ms for 32 224px
+  crops of a 512px image on 2 cores). Where that kernel is not built, or off CPU, it is
+  TF's kernel applied to one crop per image at a time, accumulated in a `tf.while_loop`
+  (a fixed order; 28.8 ms). Both sum the same terms in the same order: same bits.
 - `crop_and_resize_gather`: bilinear sampling from gathers, for XLA (which has no
   CropAndResize kernel), where gathers are cheap.
 """
@@ -20,6 +21,7 @@ from typing import Tuple, Union
 
 import tensorflow as tf
 
+from . import native
 from .seeding import RNG
 
 
@@ -191,6 +193,10 @@ def crop_and_resize_crop_major(images, boxes, num_crops, output_size):
         crops = tf.image.crop_and_resize(images, boxes, image_indices, output_size)
 
         def gradient(upstream):
+            if images.dtype == tf.float32 and native.runs_on_cpu(upstream):
+                total = native.crop_and_resize_grad_image(upstream, boxes, image_indices, (num_images, height, width))
+                if total is not None:
+                    return total, tf.zeros_like(boxes)
             # Crops k*N .. k*N+N-1 hit N different images: no two threads share an image
             # within one kernel call, and the while loop fixes the order of the sums.
             upstream = tf.reshape(upstream, (num_crops, num_images, *output_size, channels))
