@@ -79,16 +79,16 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
         drawn_boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
         return augmentation.crop_and_resize_crop_major(images, drawn_boxes, crops, input_size)
 
-    def crop_gradient():
+    def gradient_of_crops():
         with tf.GradientTape() as tape:
             tape.watch(images)
             cut = augmentation.crop_and_resize_crop_major(images, boxes, crops, input_size)
         return tape.gradient(cut, images, output_gradients=crop_gradient)
 
-    crop_gradient_part = tf.function(crop_gradient)
+    crop_gradient_part = tf.function(gradient_of_crops)
     # The same gradient as the loop computes it where `native`'s kernel is not built: the
     # choice is made while tracing, so it is traced here with the kernel switched off.
-    fallback_crop_gradient_part = tf.function(crop_gradient)
+    fallback_crop_gradient_part = tf.function(gradient_of_crops)
     with mock.patch.dict(os.environ, {"MACO_KERAS_NATIVE": "0"}):
         fallback_crop_gradient_part.get_concrete_function()
 
