@@ -86,7 +86,7 @@ def build():
 def _reason(error):
     """One line on why the build or load failed: the compiler's first error, if it has one."""
     if isinstance(error, subprocess.CalledProcessError):
-        errors = [line for line in (error.stderr or "").splitlines() if "error" in line]
+        errors = [line for line in (error.stderr or "").splitlines() if "error:" in line]
         return f"{error.cmd[0]} failed with exit code {error.returncode}" + (f": {errors[0].strip()}" if errors else "")
     return str(error).strip().splitlines()[0]
 

@@ -120,3 +120,12 @@ def test_the_switch_turns_the_kernel_off(monkeypatch):
         assert native.disabled() and native.library() is None
     monkeypatch.setenv("MACO_KERAS_NATIVE", "1")
     assert not native.disabled()
+
+
+def test_a_compiler_failure_is_reported_by_its_first_error():
+    stderr = ("In file included from .../tensorflow/core/platform/errors.h:29,\n"
+              "x.cc:3:1: warning: something deprecated\n"
+              "x.cc:25:19: error: 'Name' has not been declared\n"
+              "x.cc:30:1: error: a later error\n")
+    error = native.subprocess.CalledProcessError(1, ["/usr/bin/c++", "x.cc"], stderr=stderr)
+    assert native._reason(error) == "/usr/bin/c++ failed with exit code 1: x.cc:25:19: error: 'Name' has not been declared"
