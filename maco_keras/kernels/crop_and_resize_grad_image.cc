@@ -172,8 +172,9 @@ class CropAndResizeGradImageOp : public OpKernel {
             const bool bottom_in_band = row[y].high >= top_row && row[y].high < end_row;
             if (!top_in_band && !bottom_in_band) continue;
             const float y_lerp = row[y].lerp;
-            float* top = &box_sum[(row[y].low - top_row) * row_size];
-            float* bottom = &box_sum[(row[y].high - top_row) * row_size];
+            // Only a row inside the band has a place in box_sum (the other is never written).
+            float* top = top_in_band ? box_sum.data() + (row[y].low - top_row) * row_size : nullptr;
+            float* bottom = bottom_in_band ? box_sum.data() + (row[y].high - top_row) * row_size : nullptr;
             const float* upstream = grads + b * crop_size + static_cast<int64_t>(y) * crop_width * depth;
             for (int x = 0; x < crop_width; ++x) {
               if (!column[x].inside) continue;
