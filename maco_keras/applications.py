@@ -4,15 +4,17 @@ All return Xplique `Objective`s, so they compose (`+`, `*`) with any other objec
 and go to `maco`, `visualize`, `fourier` or `pixel` unchanged.
 """
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
-from xplique.commons import find_layer
 from xplique.features_visualizations import Objective
 
 from . import engine
-from . import metrics
+from . import objectives
 from . import spectrum
+from . import taps
 from .augmentation import Augmentation
 from .parameterization import MacoImage
 
@@ -25,7 +27,8 @@ def feature_inversion(model, layer, reference_images, cossim_pow=2.0):
 
     Args:
         model: Keras model.
-        layer: name or index of the layer whose activations are matched.
+        layer: name, path (inside nested models and subclassed layers) or index of the layer
+            whose activations are matched.
         reference_images: array (N, H, W, C) in the model's input range (resized to its input).
         cossim_pow: Xplique's `dot_cossim` exponent: higher weighs the direction more.
 
@@ -35,10 +38,32 @@ def feature_inversion(model, layer, reference_images, cossim_pow=2.0):
     reference_images = np.asarray(reference_images, np.float32)
     if reference_images.ndim != 4:
         raise ValueError(f"`reference_images` must have shape (N, H, W, C), got {reference_images.shape}.")
-    extractor = metrics.feature_model(model, find_layer(model, layer).name, pool=False)
-    activations = metrics.model_outputs(extractor, reference_images).astype(np.float32)
-    return Objective.direction(model, layer, [tf.constant(a) for a in activations], cossim_pow=cossim_pow,
-                               names=[f"Inversion#{layer}_{i}" for i in range(len(activations))])
+    activations = layer_outputs(model, layer, reference_images)
+    return objectives.direction(model, layer, activations, cossim_pow=cossim_pow,
+                                names=[f"Inversion#{layer}_{i}" for i in range(len(activations))])
+
+
+_LAYER_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {path: compiled images -> outputs}
+
+
+def layer_outputs(model, layer, images, batch_size=32):
+    """`layer`'s outputs (a name, path or index; see `taps.find`) for images, resized to the model input.
+
+    Returns:
+        float32 array (N, *layer output shape).
+    """
+    tap = objectives.layer_tap(model, layer)
+    per_model = _LAYER_FUNCTIONS.setdefault(model, {})
+    if tap.path not in per_model:
+        capture = taps.FeatureCapture(model, [tap])
+        # In a graph, the model's layers after `layer` are pruned.
+        per_model[tap.path] = tf.function(lambda batch: capture(batch)[0])
+    forward = per_model[tap.path]
+    height, width = model.input_shape[1:3]
+    images = np.asarray(images, np.float32)
+    outputs = [forward(tf.image.resize(images[start:start + batch_size], (height, width))).numpy()
+               for start in range(0, len(images), batch_size)]
+    return np.concatenate(outputs).astype(np.float32)
 
 
 def concept_visualization(model, layer, concepts, cossim_pow=2.0):
@@ -52,7 +77,7 @@ def concept_visualization(model, layer, concepts, cossim_pow=2.0):
 
     Returns:
         An `Objective` with n_concepts objectives; for a spatial layer, each direction is
-        sought at every position.
+        sought at every position, for a token layer at every patch token.
 
     Example:
         >>> craft = xplique.concepts.CraftTf(g, h, number_of_concepts=10)
@@ -61,13 +86,12 @@ def concept_visualization(model, layer, concepts, cossim_pow=2.0):
         ...                                   craft.factorization.concept_bank_w)
     """
     concepts = np.asarray(concepts, np.float32)
-    output_shape = find_layer(model, layer).output.shape
-    if concepts.ndim != 2 or concepts.shape[1] != output_shape[-1]:
-        raise ValueError(
-            f"`concepts` must have shape (n_concepts, {output_shape[-1]}) for layer {layer!r}, got {concepts.shape}.")
-    vectors = [tf.reshape(c, (1,) * (len(output_shape) - 2) + (-1,)) for c in concepts]
-    return Objective.direction(model, layer, vectors, cossim_pow=cossim_pow,
-                               names=[f"Concept#{layer}_{i}" for i in range(len(concepts))])
+    dims = objectives.layer_tap(model, layer).shape[-1]
+    if concepts.ndim != 2 or concepts.shape[1] != dims:
+        raise ValueError(f"expected concepts of shape (n_concepts, {dims}) for layer {layer!r}, "
+                         f"received: concepts.shape={concepts.shape}")
+    return objectives.direction(model, layer, concepts, cossim_pow=cossim_pow,
+                                names=[f"Concept#{layer}_{i}" for i in range(len(concepts))])
 
 
 def gram_similarity(features, copies):
@@ -117,12 +141,12 @@ def diversity(model, layer, copies, weight=1.0):
     copies = int(copies)
     if copies < 2:
         raise ValueError(f"expected at least 2 copies to diversify, received: copies={copies}")
-    layer = find_layer(model, layer)
+    found = objectives.layer_tap(model, layer)
 
     def diversity_loss(output, copy_masks):
         return -gram_similarity(output, copy_masks)
 
-    return Objective(model, [layer.output], [np.eye(copies, dtype=np.float32)], [diversity_loss], [float(weight)],
+    return Objective(model, [found], [np.eye(copies, dtype=np.float32)], [diversity_loss], [float(weight)],
                      [[f"Copy#{k}" for k in range(copies)]])
 
 
@@ -162,20 +186,19 @@ def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0
     height, width = model.input_shape[1:3]
     if image.shape[0] < height or image.shape[1] < width:
         image = tf.image.resize(image, (max(height, image.shape[0]), max(width, image.shape[1]))).numpy()
-    objective = unit if isinstance(unit, Objective) else Objective.neuron(model, -1, [int(unit)])
-    kept_layer = find_layer(model, layer)
-    layer_name = kept_layer.name
-    extractor = metrics.feature_model(model, layer_name, pool=True)
-    reference = metrics.model_outputs(extractor, tf.image.resize(image[None], (height, width)).numpy())
-    spatial_axes = list(range(1, len(kept_layer.output.shape) - 1))
+    objective = unit if isinstance(unit, Objective) else objectives.logit(model, [int(unit)])
+    kept = objectives.layer_tap(model, layer)
+    # Positions (or tokens) averaged away, so that crops need not line up with the image.
+    spatial_axes = tuple(range(1, kept.rank - 1))
+    reference = layer_outputs(model, layer, image[None])
+    reference = reference.mean(axis=spatial_axes) if spatial_axes else reference
 
     def keep_close(output, reference):
         pooled = tf.reduce_mean(tf.cast(output, tf.float32), axis=spatial_axes) if spatial_axes else output
         return -tf.reduce_mean(tf.square(pooled - reference), axis=-1)
 
-    objective = objective + Objective(model, [kept_layer.output],
-                                      [reference.astype(np.float32)], [keep_close], [float(weight)],
-                                      [[f"Keep#{layer_name}"]])
+    objective = objective + Objective(model, [kept], [reference.astype(np.float32)], [keep_close], [float(weight)],
+                                      [[f"Keep#{kept.path}"]])
     if magnitude not in ("image", "imagenet"):
         raise ValueError(f"expected magnitude='image' or 'imagenet', received: magnitude={magnitude!r}")
     image_magnitude, image_phase = spectrum.image_spectrum(image[None], values_range)
@@ -225,7 +248,8 @@ def invert(model, layer, reference_images, *, jitter=4, values_range=(-1.0, 1.0)
     height, width, channels = model.input_shape[1:]
     references = tf.image.resize(reference_images, (height, width)).numpy()
     objective = feature_inversion(model, layer, references, cossim_pow=cossim_pow)
-    if len(find_layer(model, layer).output.shape) == 4:
+    # A spatial map or a transformer's patch tokens say where each feature is: the crops must line up.
+    if objectives.layer_tap(model, layer).rank in (objectives.SPATIAL_RANK, objectives.TOKEN_RANK):
         size = (height + 2 * jitter, width + 2 * jitter)
         # A fixed-size window at a uniform position: a translation by up to `jitter` pixels.
         augmentation = Augmentation(crop_scale_of="side", crop_scale_std=0.0)

@@ -17,6 +17,7 @@ import json
 import pathlib
 
 import numpy as np
+from markupsafe import Markup
 from PIL import Image
 
 from . import results
@@ -42,12 +43,17 @@ td, th { border-bottom: 1px solid #ddd; padding: .2rem .6rem; text-align: left; 
 .examples { display: flex; flex-wrap: wrap; gap: .5rem; }
 .examples figure { margin: 0; font-size: .75rem; width: 128px; overflow-wrap: anywhere; }
 .examples img { width: 128px; height: 128px; object-fit: cover; }
+.crumbs { font-size: .9rem; margin-bottom: .5rem; }
+.layer { margin: 1.2rem 0; }
+.layer h2 { font-size: 1.05rem; margin: 0 0 .3rem; }
+.results { display: flex; flex-wrap: wrap; gap: .6rem; margin-top: .6rem; }
 """
 
 _INDEX = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>{{ style }}</style></head>
 <body>
+{% if parent %}<nav class="crumbs"><a href="../index.html">{{ parent }}</a> &rsaquo; {{ layer }}</nav>{% endif %}
 <header><h1>{{ title }}</h1>
 <span>{{ units|length }} units of {{ layer }} ({{ kind }}s), {{ method }}, {{ steps }} steps{% if pending %};
 {{ pending }} not finished yet{% endif %}</span></header>
@@ -73,6 +79,7 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ kind }} {{ unit.number }}{% if unit.name %}: {{ unit.name }}{% endif %}</title>
 <style>{{ style }}</style></head>
 <body>
+<nav class="crumbs">{% if parent %}<a href="../../index.html">{{ parent }}</a> &rsaquo; {% endif %}<a href="../index.html">{{ layer }}</a> &rsaquo; {{ kind }} {{ unit.number }}</nav>
 <p><a href="../index.html">&larr; all units</a>
 {% if previous is not none %}· <a href="unit_{{ previous }}.html">previous</a>{% endif %}
 {% if next is not none %}· <a href="unit_{{ next }}.html">next</a>{% endif %}</p>
@@ -144,28 +151,33 @@ def _jpeg(image01, size):
     return buffer.getvalue()
 
 
-def dataset_examples(model, layer, kind, folder, values_range, units, top, batch_size=32):
+def dataset_examples(model, layer, kind, folder, values_range, units, top, batch_size=32, token=None):
     """The natural images of `folder` that most activate each unit, from one batched pass.
 
-    A channel's activation is its spatial mean; a logit's or neuron's is its value.
+    A unit's activation is its own value as its objective defines it (`objectives.unit_values`):
+    a channel's mean over positions or patch tokens, a neuron's or logit's value. `layer`
+    is a name or a path (inside nested models and subclassed layers).
 
     Returns:
         (paths, {unit: [(image index, activation), ...]}) best first.
     """
-    import keras
+    import tensorflow as tf
+
+    from . import objectives, taps
 
     paths = sorted(path for path in pathlib.Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise ValueError(f"expected a folder of images ({', '.join(IMAGE_SUFFIXES)}), received: --examples={folder}")
     height, width = model.input_shape[1:3]
-    features = keras.Model(model.inputs[0], model.get_layer(layer).output)
+    capture = taps.FeatureCapture(model, [objectives.layer_tap(model, None if kind == "logit" else layer)])
+    features = tf.function(lambda images: capture(images)[0])  # in a graph: the layers after it are pruned
     low, high = values_range
     activations = []
     for start in range(0, len(paths), batch_size):
         batch = np.stack([np.asarray(Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR),
                                      np.float32) for path in paths[start:start + batch_size]])
-        output = np.asarray(features(low + (high - low) * batch / 255.0, training=False))
-        activations.append(output.mean(axis=(1, 2)) if kind == "channel" else output)
+        output = features(tf.constant(low + (high - low) * batch / 255.0, tf.float32))
+        activations.append(objectives.unit_values(output.numpy(), kind, token))
     activations = np.concatenate(activations)[:, units]
     order = np.argsort(-activations, axis=0, kind="stable")[:top]
     return paths, {unit: [(int(i), float(activations[i, column])) for i in order[:, column]]
@@ -182,11 +194,13 @@ class AtlasJob:
         top: examples per unit.
     """
 
-    def __init__(self, folder, labels=None, examples=None, top=6):
+    def __init__(self, folder, labels=None, examples=None, top=6, parent=None):
         self.folder = pathlib.Path(folder)
+        self.parent = parent
+        self.model = None
         if not (self.folder / results.MANIFEST).is_file():
-            raise ValueError(f"expected a run folder with {results.MANIFEST} (from maco-keras visualize), "
-                             f"received: FOLDER={folder}")
+            raise ValueError(f"expected a run folder with {results.MANIFEST} or {results.MODEL_MANIFEST} (from "
+                             f"maco-keras visualize), received: FOLDER={folder}")
         self.manifest = results.RunFolder(self.folder).read()
         self.labels = read_labels(labels) if labels else None
         if examples is not None and not pathlib.Path(examples).is_dir():
@@ -224,10 +238,11 @@ class AtlasJob:
         if self.examples is not None and done:
             from . import models
 
-            weights = None if settings.get("weights") == "none" else "imagenet"
-            model = models.load(manifest["model"], weights=weights).model
-            paths, examples = dataset_examples(model, manifest["layer"], kind, self.examples, values_range, done,
-                                               self.top)
+            if self.model is None:
+                weights = None if settings.get("weights") == "none" else "imagenet"
+                self.model = models.load(manifest["model"], weights=weights).model
+            paths, examples = dataset_examples(self.model, manifest["layer"], kind, self.examples, values_range, done,
+                                               self.top, token=manifest.get("token"))
             used = sorted({index for ranked in examples.values() for index, _ in ranked})
             for index in used:
                 image = np.asarray(Image.open(paths[index]).convert("RGB"), np.float32) / 255.0
@@ -245,14 +260,124 @@ class AtlasJob:
                                  _jpeg(results.to_display(data["image"][None], values_range)[0], THUMBNAIL))
             text = page.render(
                 style=_STYLE, kind=kind, unit=unit, curve=score_curve(data["scores"]), settings=table,
+                parent=self.parent, layer=manifest["layer"],
                 examples=examples.get(unit["number"], []),
                 previous=units[position - 1]["number"] if position > 0 else None,
                 next=units[position + 1]["number"] if position + 1 < len(units) else None)
             results.write_atomic(self.folder / "pages" / f"unit_{unit['number']}.html", text.encode())
         title = f"{pathlib.Path(str(manifest['model'])).stem} · {manifest['layer']}"
         index = environment.from_string(_INDEX).render(
-            title=title, style=_STYLE, units=units, layer=manifest["layer"], kind=kind,
+            title=title, style=_STYLE, units=units, layer=manifest["layer"], kind=kind, parent=self.parent,
             method=settings.get("method"), steps=settings.get("steps"), pending=pending)
         results.write_atomic(self.folder / "index.html", index.encode())
         print(f"atlas of {len(units)} units: {self.folder / 'index.html'}", flush=True)
+        self.units = units
         return 0
+
+
+_MODEL_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>{{ style }}</style></head>
+<body>
+<header><h1>{{ title }}</h1><span>{{ layers|length }} layers, {{ total }} units</span></header>
+<input id="search" type="search" placeholder="Search every layer: layer name and unit number or name" autofocus>
+<div class="results" id="results"></div>
+<div id="layers">
+{% for layer in layers %}<section class="layer"><h2><a href="{{ layer.folder }}/index.html">{{ layer.layer }}</a></h2>
+<span>{{ layer.count }} {{ layer.kind }}s{% if layer.token is not none %} of token {{ layer.token }}{% endif %}</span>
+<div class="grid">{% for unit in layer.preview %}<a class="card" href="{{ layer.folder }}/pages/unit_{{ unit.number }}.html">
+<img loading="lazy" src="{{ layer.folder }}/thumbs/unit_{{ unit.number }}.jpg" alt="{{ layer.layer }} unit {{ unit.number }}" width="160" height="160">
+<span>{{ unit.number }}{% if unit.name %} · {{ unit.name }}{% endif %}</span></a>{% endfor %}</div></section>
+{% endfor %}</div>
+<script id="units" type="application/json">{{ index_json }}</script>
+<script>
+const units = JSON.parse(document.getElementById("units").textContent);
+const search = document.getElementById("search"), found = document.getElementById("results");
+const layers = document.getElementById("layers");
+const LIMIT = 200;
+search.addEventListener("input", () => {
+  const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  found.replaceChildren();
+  layers.hidden = words.length > 0;
+  if (!words.length) return;
+  const hits = units.filter(u => words.every(w => u.search.split(" ").some(part => part === w || part.includes(w) && isNaN(w))));
+  for (const unit of hits.slice(0, LIMIT)) {
+    const card = document.createElement("a");
+    card.className = "card result";
+    card.href = unit.href;
+    const image = document.createElement("img");
+    image.loading = "lazy"; image.src = unit.thumb; image.width = 160; image.height = 160; image.alt = unit.label;
+    const label = document.createElement("span");
+    label.textContent = unit.label;
+    card.append(image, label);
+    found.append(card);
+  }
+  if (hits.length > LIMIT) {
+    const more = document.createElement("p");
+    more.textContent = `${hits.length - LIMIT} more: refine the search`;
+    found.append(more);
+  }
+});
+</script>
+</body></html>
+"""
+
+
+class ModelAtlasJob:
+    """`maco-keras atlas ROOT` on a model root: each layer's atlas, and a model page above them.
+
+    The model page lists the layers with a few thumbnails each and searches the units of
+    every layer (by layer name and unit number or name); layer and unit pages lead back
+    to it by breadcrumbs.
+
+    Args:
+        folder: a model root (with `model.json`); labels, examples, top: as for `AtlasJob`,
+            the labels applying to the logits.
+        preview: thumbnails per layer on the model page.
+    """
+
+    def __init__(self, folder, labels=None, examples=None, top=6, preview=6):
+        self.folder = pathlib.Path(folder)
+        self.manifest = results.ModelRoot(self.folder).read()
+        title = pathlib.Path(str(self.manifest["model"])).stem
+        self.jobs = []
+        for entry in self.manifest["layers"]:
+            layer_folder = self.folder / entry["folder"]
+            if (layer_folder / results.MANIFEST).is_file():
+                self.jobs.append((entry, AtlasJob(layer_folder, labels=labels if entry["kind"] == "logit" else None,
+                                                  examples=examples, top=top, parent=title)))
+        if not self.jobs:
+            raise ValueError(f"expected a model root with at least one layer's run, received: FOLDER={folder}")
+        self.title = title
+        self.preview = preview
+
+    def run(self):
+        from jinja2 import Environment
+
+        model = None
+        layers, index = [], []
+        for entry, job in self.jobs:
+            job.model = model  # one model for every layer's dataset examples
+            job.run()
+            model = job.model
+            layers.append({"layer": entry["layer"], "folder": entry["folder"], "kind": entry["kind"],
+                           "token": entry.get("token"), "count": len(job.units), "preview": job.units[:self.preview]})
+            for unit in job.units:
+                label = f"{entry['layer']} {unit['number']}" + (f" · {unit['name']}" if unit["name"] else "")
+                index.append({"label": label, "href": f"{entry['folder']}/pages/unit_{unit['number']}.html",
+                              "thumb": f"{entry['folder']}/thumbs/unit_{unit['number']}.jpg",
+                              "search": f"{entry['layer'].lower()} {unit['search']}"})
+        # In a <script> block: escape what could close it; the page's text is autoescaped by Jinja2.
+        index_json = json.dumps(index).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        page = Environment(autoescape=True).from_string(_MODEL_PAGE).render(
+            title=self.title, style=_STYLE, layers=layers, total=len(index), index_json=Markup(index_json))
+        results.write_atomic(self.folder / "index.html", page.encode())
+        print(f"model atlas of {len(layers)} layers: {self.folder / 'index.html'}", flush=True)
+        return 0
+
+
+def job(folder, labels=None, examples=None, top=6):
+    """The atlas job for a run folder (`AtlasJob`) or a model root (`ModelAtlasJob`)."""
+    if results.ModelRoot.is_root(folder):
+        return ModelAtlasJob(folder, labels=labels, examples=examples, top=top)
+    return AtlasJob(folder, labels=labels, examples=examples, top=top)

@@ -59,9 +59,16 @@ def build_parser():
 
     visualize = commands.add_parser("visualize", help="visualize units of a model into a run folder",
                                     description="Visualize units of a model into a run folder (resumable).")
-    visualize.add_argument("model", help="a .keras/.h5 file, or a keras.applications name such as MobileNetV2")
+    visualize.add_argument("model", help="a .keras/.h5 file, a keras.applications name such as MobileNetV2, or a "
+                           "keras_hub image classifier preset such as vit_base_patch16_224_imagenet")
     visualize.add_argument("--out", default="maco_out", help="run folder (default: maco_out)")
-    visualize.add_argument("--layer", help="layer name (default: the output, i.e. the logits)")
+    visualize.add_argument("--layer", help="layer name or path (inside nested models and subclassed layers: "
+                           "base/block_13_expand_relu, vit_encoder/transformer_block_2), a bare name when unique; "
+                           "several (A,B,C) or a pattern (vit_encoder/transformer_block_*) write one run folder per "
+                           "layer under --out (default: the output, i.e. the logits)")
+    visualize.add_argument("--token", type=_token, default=None,
+                           help="at a token layer (batch, tokens, dims): the neurons of one token, cls or an index "
+                           "(default: channels, each dimension's mean over the patch tokens)")
     visualize.add_argument("--units", nargs="+", default=None,
                            help="units: numbers and ranges (1,5,10-19) or all (default: all)")
     visualize.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco",
@@ -127,8 +134,86 @@ def _strategy(name):
     return tf.distribute.TPUStrategy(resolver)
 
 
+def _token(text):
+    if text == "cls":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a token index or cls, received: {text}") from None
+
+
+class LayerRun:
+    """One layer's part of a `visualize` command: its units, kind and run folder, validated.
+
+    Args:
+        model: the loaded model; tap: its layer (`taps.Tap`); units_spec, token: as given.
+    """
+
+    def __init__(self, model, tap, units_spec, token, parameter="--layer"):
+        from . import objectives, results, taps
+
+        self.tap = tap
+        # The output, or the layer that computes it (--layer predictions): logits.
+        is_output = tap.path in (taps.OUTPUT, taps.tap(model, None).name)
+        # The manifest names the output by the layer that computes it, as earlier versions did.
+        self.layer = tap.name
+        self.num_units = int(tap.shape[-1])
+        if token is not None and tap.rank != objectives.TOKEN_RANK:
+            raise ValueError(f"expected --token only with a token layer (batch, tokens, dims), received: "
+                             f"--token={token} for {parameter}={tap.path} with output shape {(None,) + tap.shape}")
+        self.token = None
+        if tap.rank == objectives.TOKEN_RANK and token is not None:
+            self.token = objectives.token_index(0 if token == "cls" else token, tap, "--token", cls=token == "cls")
+        if tap.rank == objectives.VECTOR_RANK:
+            self.kind = "logit" if is_output else "neuron"
+        else:
+            self.kind = "neuron" if self.token is not None else "channel"
+        self.units = results.parse_units(units_spec or "all", self.num_units)
+        self.model = model
+
+    def objective(self, units):
+        from . import objectives, taps
+
+        layer = None if self.tap.path == taps.OUTPUT else self.tap.path
+        return objectives.unit_objective(self.model, layer, self.kind, units, self.token)
+
+    def description(self, source, settings):
+        what = {"channel": "the channel's own value (its mean over positions or patch tokens)",
+                "neuron": "the neuron's own value", "logit": "the logit"}[self.kind]
+        description = {"model": source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,
+                       "settings": settings,
+                       "score": f"{what}, averaged over the step's crops; per step in each unit's .npz, the last "
+                       "step's here"}
+        if self.token is not None:
+            description["token"] = self.token
+        return description
+
+
+def resolve_layers(model, spec):
+    """The taps `--layer` names: comma-separated names or paths, each maybe a pattern (`*`, `?`, `[...]`)."""
+    from . import objectives, taps
+
+    if spec is None:
+        return [objectives.layer_tap(model, None, "--layer")]
+    found = []
+    for part in filter(None, (part.strip() for part in spec.split(","))):
+        paths = taps.matching(model, part, "--layer") if any(char in part for char in "*?[") else [part]
+        for path in paths:
+            tap = objectives.layer_tap(model, path, "--layer")
+            if all(tap is not other for other in found):
+                found.append(tap)
+    if not found:
+        raise ValueError(f"expected at least one layer, received: --layer={spec!r}")
+    return found
+
+
 class VisualizeJob:
-    """A validated `visualize` command: everything checked before the first step."""
+    """A validated `visualize` command: everything checked before the first step.
+
+    One layer writes one run folder (`--out`); several (`--layer A,B,C` or a pattern) write
+    a model root: `--out/model.json` and one run folder per layer.
+    """
 
     def __init__(self, args):
         from . import models, optimization, results, validation
@@ -145,15 +230,8 @@ class VisualizeJob:
         self.model = loaded.model
         self.values_range = (tuple(args.values_range) if args.values_range is not None
                              else loaded.values_range or (-1.0, 1.0))
-        layer = models.find_layer(self.model, args.layer) if args.layer else self.model.layers[-1]
-        self.layer = layer.name
-        self.num_units = models.layer_units(self.model, layer)
-        rank = len(layer.output.shape)
-        self.kind = "logit" if layer is self.model.layers[-1] and rank == 2 else ("channel" if rank == 4 else "neuron")
-        if rank not in (2, 4):
-            raise ValueError(f"expected a layer with (batch, units) or (batch, h, w, channels) outputs, received: "
-                             f"--layer={self.layer} with output shape {tuple(layer.output.shape)}")
-        self.units = results.parse_units(args.units or "all", self.num_units)
+        taps = resolve_layers(self.model, args.layer)
+        self.layers = [LayerRun(self.model, tap, args.units, args.token) for tap in taps]
         model_height, model_width = self.model.input_shape[1:3]
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
@@ -168,27 +246,32 @@ class VisualizeJob:
 
         if args.steps is None:
             args.steps = presets.PRESETS[args.preset]["steps"]
-        self.folder = results.RunFolder(args.out)
-        self.mine = results.shard_units(self.units, *self.shard)
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
                     "relu_redirect_steps": args.relu_redirect_steps, "preset": args.preset,
                     "contrast": presets.PRESETS[args.preset]["contrast"] if args.method == "maco" else None,
                     "weights": args.weights if loaded.values_range is not None else None}
-        self.manifest = self.folder.open(
-            {"model": loaded.source, "layer": self.layer, "kind": self.kind, "num_units": self.num_units,
-             "settings": settings, "score": f"the {self.kind}'s own value (a channel: its spatial mean), "
-             "averaged over the step's crops; per step in each unit's .npz, the last step's here"}, self.mine)
-
-    def objective(self, units):
-        from xplique.features_visualizations import Objective
-
-        if self.kind == "channel":
-            return Objective.channel(self.model, self.layer, units)
-        return Objective.neuron(self.model, self.layer, units)
+        self.is_root = args.layer is not None and (len(self.layers) > 1 or any(c in args.layer for c in ",*?["))
+        if self.is_root:
+            folders = results.ModelRoot(args.out).open(loaded.source, [
+                {"layer": run.layer, "kind": run.kind, "num_units": run.num_units,
+                 **({"token": run.token} if run.token is not None else {})} for run in self.layers])
+        else:
+            folders = {self.layers[0].layer: args.out}
+        for run in self.layers:
+            run.folder = results.RunFolder(folders[run.layer])
+            run.mine = results.shard_units(run.units, *self.shard)
+            run.manifest = run.folder.open(run.description(loaded.source, settings), run.mine)
 
     def run(self):
+        for run in self.layers:
+            if len(self.layers) > 1:
+                print(f"layer {run.layer} ({run.kind}s): {run.folder.folder}", flush=True)
+            self.run_layer(run)
+        return 0
+
+    def run_layer(self, layer):
         import maco_keras
         from maco_keras import baselines, presets, results
 
@@ -196,11 +279,12 @@ class VisualizeJob:
         method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
         # The preset's schedules; its steps are --steps' default and --crops stays the user's.
         preset = presets.schedules(args.preset) if args.method == "maco" else {}
-        results.remove_stale_temporaries(self.folder.folder)
-        finished = set(self.folder.finished(self.mine))
-        todo = [unit for unit in self.mine if unit not in finished]
+        folder = layer.folder
+        results.remove_stale_temporaries(folder.folder)
+        finished = set(folder.finished(layer.mine))
+        todo = [unit for unit in layer.mine if unit not in finished]
         shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else ""
-        print(f"{len(finished)} of {len(self.mine)} units{shard} already in {args.out}; {len(todo)} to go",
+        print(f"{len(finished)} of {len(layer.mine)} units{shard} already in {folder.folder}; {len(todo)} to go",
               flush=True)
         started, done_here = time.perf_counter(), 0
         for start in range(0, len(todo), args.batch):
@@ -211,24 +295,23 @@ class VisualizeJob:
                 eta_text = f"ETA {int(eta // 3600)}:{int(eta % 3600 // 60):02d}:{int(eta % 60):02d}"
             else:
                 eta_text = "ETA after the first batch"
-            print(f"units {len(finished) + done_here}/{len(self.mine)} done, {remaining} to go, {eta_text}; "
-                  f"now {self.kind} {batch[0]}" + (f"-{batch[-1]}" if len(batch) > 1 else ""), flush=True)
+            print(f"units {len(finished) + done_here}/{len(layer.mine)} done, {remaining} to go, {eta_text}; "
+                  f"now {layer.kind} {batch[0]}" + (f"-{batch[-1]}" if len(batch) > 1 else ""), flush=True)
             unit_started = time.perf_counter()
             visualization = method(
-                self.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
+                layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
                 values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
                 crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps, return_visualization=True,
                 **preset)
             seconds = (time.perf_counter() - unit_started) / len(batch)
             for index, unit in enumerate(batch):
                 scores = visualization.scores[:, index]  # in the unit's own value
-                sizes = results.save_unit(self.folder.folder, unit, visualization.images[index],
+                sizes = results.save_unit(folder.folder, unit, visualization.images[index],
                                           visualization.transparency[index], scores, self.values_range)
-                self.folder.record(unit, scores[-1], sizes, seconds=round(seconds, 2),
-                                   shard=f"{self.shard[0]}/{self.shard[1]}")
+                folder.record(unit, scores[-1], sizes, seconds=round(seconds, 2),
+                              shard=f"{self.shard[0]}/{self.shard[1]}")
             done_here += len(batch)
-        print(f"units {len(finished) + done_here}/{len(self.mine)} done{shard}: {args.out}", flush=True)
-        return 0
+        print(f"units {len(finished) + done_here}/{len(layer.mine)} done{shard}: {folder.folder}", flush=True)
 
 
 def main(argv=None):
@@ -239,7 +322,7 @@ def main(argv=None):
         else:
             from . import atlas
 
-            job = atlas.AtlasJob(args.folder, labels=args.labels, examples=args.examples, top=args.top)
+            job = atlas.job(args.folder, labels=args.labels, examples=args.examples, top=args.top)
     except (ValueError, TypeError, OSError) as error:
         # Everything above only reads and checks the input: a failure there is bad input.
         fail(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)

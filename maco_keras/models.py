@@ -1,9 +1,12 @@
-"""Which model to visualize: a saved Keras file, or a `keras.applications` architecture by name.
+"""Which model to visualize: a saved Keras file, a `keras.applications` architecture or a keras_hub preset.
 
 A `keras.applications` model is built with its own input preprocessing in front
 (`<module>.preprocess_input`), so that every architecture takes RGB images in
 [0, 255] (`values_range=(0, 255)`) whatever its own convention (caffe, torch or tf
 style), and with its classifier's softmax removed: feature visualization maximizes logits.
+A keras_hub image classifier preset (`vit_base_patch16_224_imagenet`, or `hub:<preset>`;
+the optional `maco-keras[hub]` extra) gets its own image converter in front the same way
+(`with_image_converter`), so it too takes RGB in [0, 255].
 """
 
 import dataclasses
@@ -53,11 +56,59 @@ def _build_application(name, weights, input_size=None):
         return constructor(input_tensor=tensor, **kwargs)
 
 
-def load(spec, weights="imagenet", input_size=None):
-    """Loads a model from a `.keras`/`.h5` path or a `keras.applications` name.
+HUB_PREFIX = "hub:"
+
+
+def hub_presets():
+    """The keras_hub image classifier presets (names only: nothing is downloaded), or () without keras_hub."""
+    try:
+        import keras_hub
+    except ImportError:
+        return ()
+    return tuple(sorted(keras_hub.models.ImageClassifier.presets))
+
+
+def with_image_converter(classifier, converter, name=None):
+    """`classifier` with keras_hub's `converter` (resize, scale, offset) in front: it takes RGB in [0, 255].
 
     Args:
-        spec: path of a saved Keras model, or a name from `application_names()`.
+        classifier: a keras_hub `ImageClassifier` (or any Keras model of the converter's output).
+        converter: a keras_hub `ImageConverter`, e.g. `classifier.preprocessor.image_converter`.
+        name: the wrapper's name (default: the classifier's).
+
+    Returns:
+        A functional `keras.Model` whose input has the converter's `image_size`; the
+        classifier is its one nested layer, so its layers are reached by path
+        (`<classifier name>/...`) or by their bare names.
+    """
+    height, width = converter.image_size
+    inputs = keras.Input((height, width, 3), name="images_0_255")
+    return keras.Model(inputs, classifier(converter(inputs)), name=name or classifier.name)
+
+
+def _load_hub_preset(preset):
+    try:
+        import keras_hub
+    except ImportError:
+        raise ValueError(f"expected keras_hub for a preset (pip install 'maco-keras[hub]'), received: MODEL={preset}")
+    try:
+        classifier = keras_hub.models.ImageClassifier.from_preset(preset)
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"cannot load the keras_hub preset {preset}: {first_line[:200]}") from None
+    converter = getattr(classifier.preprocessor, "image_converter", None)
+    if converter is None or converter.image_size is None:
+        raise ValueError(f"expected a keras_hub preset with an image converter of fixed size, received: MODEL={preset}")
+    return with_image_converter(classifier, converter)
+
+
+def load(spec, weights="imagenet", input_size=None):
+    """Loads a model from a `.keras`/`.h5` path, a `keras.applications` name or a keras_hub preset.
+
+    Args:
+        spec: path of a saved Keras model, a name from `application_names()`, or a keras_hub
+            image classifier preset (`hub_presets()`, optionally prefixed `hub:`), which
+            keras_hub downloads on first use.
         weights: for an application: "imagenet" (as Keras fetches them) or None (random).
         input_size: for an application: its input side (default 224).
 
@@ -80,34 +131,23 @@ def load(spec, weights="imagenet", input_size=None):
         if not isinstance(model, keras.Model):
             raise ValueError(f"expected a keras.Model in {spec}, received: {type(model).__name__}")
         return LoadedModel(model, None, spec)
+    presets = hub_presets()
+    if spec.startswith(HUB_PREFIX) or spec in presets:
+        preset = spec.removeprefix(HUB_PREFIX)
+        return LoadedModel(_load_hub_preset(preset), (0.0, 255.0), spec)
     names = application_names()
     if spec not in names:
-        close = difflib.get_close_matches(spec, names, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(spec, names + list(presets), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(
-            f"expected a .keras/.h5 file or a keras.applications name (e.g. MobileNetV2), received: MODEL={spec}{hint}")
+            f"expected a .keras/.h5 file, a keras.applications name (e.g. MobileNetV2) or a keras_hub preset, "
+            f"received: MODEL={spec}{hint}")
     try:
         model = _build_application(spec, weights, input_size)
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"cannot build {spec} with weights={weights}: {first_line[:200]}") from None
     return LoadedModel(model, (0.0, 255.0), spec)
-
-
-def find_layer(model, name, parameter="--layer"):
-    """The layer called `name`; the error names the closest layer names."""
-    names = [layer.name for layer in model.layers]
-    if name in names:
-        return model.get_layer(name)
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.4)
-    hint = f"; closest: {', '.join(close)}" if close else f"; layers are e.g. {', '.join(names[-3:])}"
-    raise ValueError(f"expected a layer of the model, received: {parameter}={name}{hint}")
-
-
-def layer_units(model, layer):
-    """The number of units of a layer's output: its last axis (logits, or channels)."""
-    shape = layer.output.shape
-    return int(shape[-1])
 
 
 # Whether redirected ReLUs (see `with_redirected_relu`) pass gradients through dead units.

@@ -23,6 +23,7 @@ import tensorflow as tf
 from xplique.features_visualizations import Objective
 
 from . import models as models_lib
+from . import taps
 from . import validation
 
 
@@ -104,14 +105,15 @@ class CompiledObjective:
     @staticmethod
     def _unit_scale(func, mask):
         """(N,) factors from Xplique's layer-wide mean to the unit's own value (1 for other losses)."""
-        if getattr(func, "__qualname__", "") not in _LAYER_MEAN_REDUCERS:
+        if getattr(func, "__qualname__", "") not in _LAYER_MEAN_REDUCERS and not getattr(func, "reports_layer_mean", False):
             return tf.ones((mask.shape[0],), tf.float32)
         flat = tf.reshape(mask, (mask.shape[0], -1))
         selected = tf.math.count_nonzero(flat, axis=1, dtype=tf.float32)
         return float(flat.shape[1]) / tf.maximum(selected, 1.0)
 
 
-# Xplique's neuron and channel losses: `reduce_mean(output * mask)` over the whole layer output.
+# Xplique's neuron and channel losses: `reduce_mean(output * mask)` over the whole layer output (and
+# `objectives.layer_mean`, the same loss, marked `reports_layer_mean`).
 _LAYER_MEAN_REDUCERS = ("Objective.neuron.<locals>.optim_func", "Objective.channel.<locals>.optim_func")
 
 
@@ -155,9 +157,26 @@ _REDIRECTED_MODELS = weakref.WeakKeyDictionary()
 
 
 def _feature_model(model, outputs, redirect_relu=False):
+    """A callable images -> [outputs]: a Keras model cut at the layers' symbolic outputs, or, when an
+    objective holds `taps.Tap`s (layers by path, inside nested models or subclassed layers), the model
+    with those layers' outputs captured during its forward pass."""
     per_model = _FEATURE_MODELS.setdefault(model, {})
     key = (tuple(id(output) for output in outputs), redirect_relu)
-    if key not in per_model:
+    if key in per_model:
+        return per_model[key]
+    if any(isinstance(output, taps.Tap) for output in outputs):
+        found = [output if isinstance(output, taps.Tap) else taps.tap_of_output(model, output) for output in outputs]
+        if any(tap.model is not model for tap in found):
+            raise ValueError("expected every part of a composed objective to be on the objective's model, received: "
+                             f"layers of {sorted({tap.model.name for tap in found if tap.model is not model})} "
+                             f"with model={model.name}")
+        if redirect_relu:
+            if model not in _REDIRECTED_MODELS:
+                _REDIRECTED_MODELS[model] = models_lib.with_redirected_relu(model)
+            model = _REDIRECTED_MODELS[model]
+            found = [taps.tap(model, tap.path) for tap in found]
+        per_model[key] = taps.FeatureCapture(model, found)
+    else:
         if redirect_relu:
             # The same layers' outputs, in a copy of the model whose ReLUs can redirect gradients.
             if model not in _REDIRECTED_MODELS:

@@ -172,6 +172,81 @@ def versions():
             "xplique": getattr(xplique, "__version__", "unknown"), "python": platform.python_version()}
 
 
+MODEL_MANIFEST = "model.json"
+
+
+def layer_folder(path):
+    """The folder name of a layer's run under a model root: its path with `/` and odd characters as `_`."""
+    return "layer_" + "".join(char if char.isalnum() or char in "-." else "_" for char in path)
+
+
+class ModelRoot:
+    """A folder of run folders, one per layer of one model (`maco-keras visualize --layer A,B,C`).
+
+    `model.json` names the model and lists its layers, each with its run folder, kind and
+    unit count; each run folder is a `RunFolder` of its own (resume, shards, atomic writes).
+    A rerun on the same model with more layers adds them.
+
+    Args:
+        folder: the root folder (created if needed).
+    """
+
+    def __init__(self, folder):
+        self.folder = pathlib.Path(folder)
+        self.path = self.folder / MODEL_MANIFEST
+
+    @staticmethod
+    def is_root(folder):
+        return (pathlib.Path(folder) / MODEL_MANIFEST).is_file()
+
+    def read(self):
+        """The model manifest as a dict, or None when the folder has none."""
+        if not self.path.exists():
+            return None
+        try:
+            manifest = json.loads(self.path.read_text())
+        except (OSError, ValueError) as error:
+            raise RunFolderError(f"cannot read {self.path}: {error}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "layers" not in manifest:
+            raise RunFolderError(f"{self.path} is not a maco-keras model manifest (format {FORMAT})")
+        return manifest
+
+    def open(self, model, layers):
+        """Creates or extends the model manifest; `layers` are dicts with "layer", "kind", "num_units".
+
+        Returns:
+            {layer path: its run folder's path}.
+        """
+        if (self.folder / MANIFEST).exists():
+            raise RunFolderError(f"{self.folder} holds a run of one layer, not a model root: use another --out")
+        with _locked(self.folder, ".model.lock"):
+            manifest = self.read() or {"format": FORMAT, "model": model, "layers": [],
+                                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                                           timespec="seconds")}
+            if manifest["model"] != model:
+                raise RunFolderError(f"{self.folder} holds runs of model={manifest['model']!r}, not {model!r}: "
+                                     "use another --out")
+            known = {entry["layer"]: entry for entry in manifest["layers"]}
+            for layer in layers:
+                entry = {**layer, "folder": layer_folder(layer["layer"])}
+                if layer["layer"] not in known:
+                    manifest["layers"].append(entry)
+                    known[layer["layer"]] = entry
+            write_atomic(self.path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        return {layer["layer"]: self.folder / known[layer["layer"]]["folder"] for layer in layers}
+
+
+@contextlib.contextmanager
+def _locked(folder, name):
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class RunFolder:
     """A run folder and its manifest, safe to share between processes on one file system.
 
@@ -186,18 +261,13 @@ class RunFolder:
     @contextlib.contextmanager
     def locked(self):
         """Holds the folder's lock; yields the manifest (a dict, or None), saved on exit if changed."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / ".manifest.lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                manifest = self.read()
-                before = json.dumps(manifest, sort_keys=True)
-                holder = {"manifest": manifest}
-                yield holder
-                if holder["manifest"] is not None and json.dumps(holder["manifest"], sort_keys=True) != before:
-                    write_atomic(self.path, json.dumps(holder["manifest"], indent=1, sort_keys=True).encode())
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with _locked(self.folder, ".manifest.lock"):
+            manifest = self.read()
+            before = json.dumps(manifest, sort_keys=True)
+            holder = {"manifest": manifest}
+            yield holder
+            if holder["manifest"] is not None and json.dumps(holder["manifest"], sort_keys=True) != before:
+                write_atomic(self.path, json.dumps(holder["manifest"], indent=1, sort_keys=True).encode())
 
     def read(self):
         """The manifest as a dict, or None when the folder has none."""
@@ -228,10 +298,10 @@ class RunFolder:
                 manifest = {"format": FORMAT, **description, "versions": versions(), "units": {},
                             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
             else:
-                for key in ("model", "layer"):
-                    if manifest.get(key) != description[key]:
+                for key in ("model", "layer", "token"):
+                    if manifest.get(key) != description.get(key):
                         raise RunFolderError(
-                            f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description[key]!r}: "
+                            f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description.get(key)!r}: "
                             "use another --out")
                 for key in RESULT_SETTINGS:
                     ours = description["settings"].get(key)

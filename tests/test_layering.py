@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 ORDER = [
-    "validation", "seeding", "color", "spectrum", "parameterization", "native", "augmentation", "models", "objective",
+    "validation", "seeding", "color", "spectrum", "parameterization", "native", "augmentation", "models", "taps", "objectives", "objective",
     "optimization", "engine", "presets", "baselines", "results", "metrics", "plots", "applications", "atlas",
     "cli", "xplique_compat", "__main__",
 ]

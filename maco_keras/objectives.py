@@ -1,0 +1,262 @@
+"""Objectives on any layer of any Keras model, as Xplique `Objective`s.
+
+Xplique's `Objective.channel(model, "block_13_expand_relu", 5)` finds only the model's
+own top-level layers. These do the same for a layer anywhere: inside a nested model
+(`"mobilenetv2_1.00_160/block_13_expand_relu"`), inside a subclassed layer
+(`"vit_encoder/transformer_block_2"`), or by a bare name when it is unique (see
+`taps.find`). They return Xplique `Objective`s, so they compose with Xplique's own and
+with each other (`channel(...) + 0.5 * logit(...)`), and go to `maco`, `visualize`,
+`fourier` and `pixel` unchanged.
+
+What a unit is depends on the layer's output:
+- `(batch, units)`: a neuron is one unit (`neuron`, `logit`);
+- `(batch, height, width, channels)`: a channel is its spatial mean (`channel`), a
+  neuron one channel at one position (default the centre);
+- `(batch, tokens, dims)`, a transformer's tokens: a channel is one dimension's mean
+  over the *patch* tokens, the class and register tokens left out (`prefix_tokens`);
+  a neuron is one dimension at one token (the class token, 0, or a patch position).
+
+Scores are reported in the unit's own value (a channel as its mean, a neuron as itself),
+as for Xplique's objectives (`CompiledObjective.scores`).
+"""
+
+import math
+import numpy as np
+import tensorflow as tf
+from xplique.features_visualizations import Objective, losses
+
+from . import taps
+
+SPATIAL_RANK, TOKEN_RANK, VECTOR_RANK = 4, 3, 2
+
+
+def layer_mean(output, mask):
+    """`mean(output * mask)` over each example's whole layer output: Xplique's neuron and channel loss.
+
+    The score reads as the unit's own value once scaled by the layer's size over the
+    mask's non-zero count (`CompiledObjective.scores` does it).
+    """
+    return tf.reduce_mean(output * mask, axis=list(range(1, output.shape.rank)))
+
+
+layer_mean.reports_layer_mean = True
+
+
+def layer_tap(model, layer, parameter="layer"):
+    """The `taps.Tap` of `layer` (name, path or index), its output checked to be one of the supported kinds."""
+    found = taps.tap(model, layer, parameter)
+    if found.rank not in (VECTOR_RANK, TOKEN_RANK, SPATIAL_RANK):
+        raise ValueError(f"expected a layer with (batch, units), (batch, tokens, dims) or (batch, h, w, channels) "
+                         f"outputs, received: {parameter}={found.path} with output shape {(None,) + found.shape}")
+    return found
+
+
+def count_prefix_tokens(num_tokens, given=None, parameter="prefix_tokens"):
+    """How many leading tokens are not patches (class and register tokens).
+
+    Default: what is left over from the largest square grid of patches (197 tokens: a
+    14x14 grid and a class token; 261: 16x16 and a class and 4 register tokens; 196: none).
+    """
+    if given is not None:
+        if isinstance(given, bool) or not isinstance(given, (int, np.integer)) or not 0 <= given < num_tokens:
+            raise ValueError(f"expected {parameter} in [0, {num_tokens}), received: {parameter}={given!r}")
+        return int(given)
+    side = math.isqrt(num_tokens)
+    return num_tokens - side * side
+
+
+def _unit_list(units, size, parameter):
+    values = [units] if np.ndim(units) == 0 else list(np.asarray(units).ravel())
+    if not values:
+        raise ValueError(f"expected at least one unit, received: {parameter}={units!r}")
+    for unit in values:
+        if isinstance(unit, (bool, np.bool_)) or not isinstance(unit, (int, np.integer)) or not 0 <= unit < size:
+            raise ValueError(f"expected {parameter} in [0, {size}), received: {parameter}={units!r}")
+    return [int(unit) for unit in values]
+
+
+def _names(names, default, count, parameter="names"):
+    if names is None:
+        return default
+    names = [names] if isinstance(names, str) else list(names)
+    if len(names) != count:
+        raise ValueError(f"expected {count} names, received: {parameter}={names!r}")
+    return names
+
+
+def token_index(token, found, parameter="token", cls=None):
+    """`token` as an index into `found`'s tokens; None (or `cls=True`) is the class token, 0, if the layer has one."""
+    num_tokens = found.shape[0]
+    if token is None or cls:
+        if count_prefix_tokens(num_tokens) == 0:
+            raise ValueError(f"expected a token index for a neuron of {found.path} (its {num_tokens} tokens have "
+                             f"no class token), received: {parameter}={'cls' if cls else None}")
+        return 0
+    if isinstance(token, bool) or not isinstance(token, (int, np.integer)) or not -num_tokens <= token < num_tokens:
+        raise ValueError(f"expected {parameter} in [0, {num_tokens}) for {found.path}, received: {parameter}={token!r}")
+    return int(token) % num_tokens
+
+
+def channel(model, layer, channels, *, multiplier=1.0, names=None, prefix_tokens=None):
+    """Maximize channels of `layer`: at a spatial layer its mean over positions, at a token layer over patch tokens.
+
+    Args:
+        model: Keras model.
+        layer: name, path (`"base/block_13_expand_relu"`) or index of the layer.
+        channels: an int or a list of ints, one objective each.
+        multiplier: the objective's weight in a composition (default 1.0).
+        names: one name per channel (default `"Channel#<path>_<c>"`).
+        prefix_tokens: at a token layer, how many leading tokens are class or register
+            tokens, left out of the mean (default: see `count_prefix_tokens`).
+
+    Returns:
+        An Xplique `Objective` with one objective per channel.
+
+    Example:
+        >>> maco_keras.maco(channel(model, "vit_encoder/transformer_block_2", [0, 1]) + 0.5 * logit(model, 1))
+    """
+    found = layer_tap(model, layer)
+    if found.rank == VECTOR_RANK:
+        raise ValueError(f"expected a spatial or token layer for channels, received: layer={found.path} with output "
+                         f"shape {(None,) + found.shape} (use neuron)")
+    channels = _unit_list(channels, found.shape[-1], "channels")
+    masks = np.zeros((len(channels),) + found.shape, np.float32)
+    first = count_prefix_tokens(found.shape[0], prefix_tokens) if found.rank == TOKEN_RANK else 0
+    for index, unit in enumerate(channels):
+        masks[index, first:, ..., unit] = 1.0
+    names = _names(names, [f"Channel#{found.name}_{unit}" for unit in channels], len(channels))
+    return Objective(model, [found], [masks], [layer_mean], [float(multiplier)], [names])
+
+
+def neuron(model, layer, neurons, *, token=None, position=None, multiplier=1.0, names=None):
+    """Maximize single units of `layer`: a unit of a (batch, units) layer, or one channel at one place.
+
+    Args:
+        model: Keras model.
+        layer: name, path or index of the layer (None: the model's output).
+        neurons: an int or a list of ints (units, or channels / dimensions), one objective each.
+        token: at a token layer, the token (default 0, the class token; an error when
+            the layer has none, see `count_prefix_tokens`).
+        position: at a spatial layer, (row, column) (default the centre).
+        multiplier, names: see `channel`.
+
+    Returns:
+        An Xplique `Objective` with one objective per neuron.
+
+    Example:
+        >>> neuron(vit, "vit_encoder/transformer_block_4", [3], token=0)   # dimension 3 of the class token
+    """
+    found = layer_tap(model, layer)
+    neurons = _unit_list(neurons, found.shape[-1], "neurons")
+    masks = np.zeros((len(neurons),) + found.shape, np.float32)
+    if found.rank == TOKEN_RANK:
+        where = (token_index(token, found),)
+        suffix = f"@token{where[0]}"
+    elif found.rank == SPATIAL_RANK:
+        where = tuple(side // 2 for side in found.shape[:2]) if position is None else tuple(position)
+        if len(where) != 2 or not all(isinstance(i, (int, np.integer)) and 0 <= i < side
+                                      for i, side in zip(where, found.shape[:2])):
+            raise ValueError(f"expected position (row, column) within {found.shape[:2]}, received: position={position!r}")
+        suffix = f"@{where[0]},{where[1]}"
+    else:
+        where, suffix = (), ""
+    if token is not None and found.rank != TOKEN_RANK:
+        raise ValueError(f"expected token only at a token layer, received: token={token!r} for {found.path}")
+    for index, unit in enumerate(neurons):
+        masks[(index,) + where + (Ellipsis, unit)] = 1.0
+    names = _names(names, [f"Neuron#{found.name}_{unit}{suffix}" for unit in neurons], len(neurons))
+    return Objective(model, [found], [masks], [layer_mean], [float(multiplier)], [names])
+
+
+def logit(model, units, *, multiplier=1.0, names=None):
+    """Maximize units of the model's own output (its logits), whatever layer or op computes it.
+
+    Example:
+        >>> maco_keras.maco(logit(model, [1, 309]))
+    """
+    return neuron(model, None, units, multiplier=multiplier, names=names)
+
+
+def _dot_cossim(cossim_pow):
+    def dot_cossim(output, direction):
+        """Xplique's direction loss (`losses.dot_cossim`): the cosine to a power times the dot product,
+        which Xplique sums over the batch; kept as is, so that a direction gives Xplique's results."""
+        return losses.dot_cossim(output, direction, cossim_pow)
+
+    return dot_cossim
+
+
+def direction(model, layer, vectors, *, cossim_pow=2.0, token=None, prefix_tokens=None, multiplier=1.0, names=None):
+    """Maximize directions in `layer`'s activation space: the dot product times the cosine to a power (Lucid's, as Xplique has it).
+
+    Each vector is either one over the layer's last axis (channels, dims), sought at every
+    position of a spatial layer, at every patch token of a token layer (or only at `token`),
+    or a whole activation of the layer's shape (feature inversion's reference).
+
+    Args:
+        model: Keras model.
+        layer: name, path or index of the layer.
+        vectors: array (n, channels) or (n, *layer shape), one objective each (e.g. CAVs
+            or CRAFT's `concept_bank_w`).
+        cossim_pow: the cosine's power: higher weighs the direction more (default 2.0).
+        token: at a token layer, only this token (default: every patch token).
+        prefix_tokens: see `channel`.
+        multiplier, names: see `channel`.
+
+    Returns:
+        An Xplique `Objective` with one objective per vector.
+    """
+    found = layer_tap(model, layer)
+    vectors = np.asarray(vectors, np.float32)
+    if vectors.ndim >= 1 and vectors.shape[1:] == found.shape:
+        masks = vectors
+    elif vectors.ndim == 2 and vectors.shape[1] == found.shape[-1]:
+        masks = np.zeros((len(vectors),) + found.shape, np.float32)
+        if found.rank == TOKEN_RANK:
+            if token is None:
+                first = count_prefix_tokens(found.shape[0], prefix_tokens)
+                masks[:, first:] = vectors[:, None, :]
+            else:
+                masks[:, token_index(token, found)] = vectors
+        else:
+            masks[:] = vectors.reshape((len(vectors),) + (1,) * (found.rank - 2) + (-1,))
+    else:
+        raise ValueError(f"expected vectors of shape (n, {found.shape[-1]}) or (n, {', '.join(map(str, found.shape))}) "
+                         f"for {found.path}, received: vectors.shape={vectors.shape}")
+    if not len(masks):
+        raise ValueError(f"expected at least one vector, received: vectors.shape={vectors.shape}")
+    names = _names(names, [f"Direction#{found.name}_{index}" for index in range(len(masks))], len(masks))
+    return Objective(model, [found], [masks], [_dot_cossim(float(cossim_pow))], [float(multiplier)], [names])
+
+
+def unit_values(output, kind, token=None):
+    """Every unit's own value for a batch of a layer's outputs, as the objectives define it.
+
+    Args:
+        output: array (batch, ...) of one layer's outputs.
+        kind: "channel" (mean over positions, or over patch tokens), "neuron" or "logit".
+        token: for a neuron of a token layer, its token.
+
+    Returns:
+        array (batch, units).
+    """
+    output = np.asarray(output, np.float32)
+    if output.ndim == VECTOR_RANK:
+        return output
+    if output.ndim == TOKEN_RANK:
+        if kind == "channel":
+            return output[:, count_prefix_tokens(output.shape[1]):].mean(axis=1)
+        return output[:, 0 if token is None else token]
+    if kind == "channel":
+        return output.mean(axis=(1, 2))
+    return output[:, output.shape[1] // 2, output.shape[2] // 2]
+
+
+def unit_objective(model, layer, kind, units, token=None):
+    """The objective of a run folder's units (`kind`: "logit", "channel" or "neuron")."""
+    if kind == "channel":
+        return channel(model, layer, units)
+    return neuron(model, layer, units, token=token)
+
+
+__all__ = ["channel", "direction", "layer_mean", "layer_tap", "logit", "neuron", "count_prefix_tokens", "token_index", "unit_objective", "unit_values"]
