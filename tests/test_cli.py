@@ -322,3 +322,69 @@ def test_the_fast_preset_from_the_shell(saved_model, tmp_path):
                                      "--preset", "paper", *SMALL]))
     with pytest.raises(results.RunFolderError, match="preset='paper'"):
         cli.VisualizeJob(cli.parse_args(["visualize", str(saved_model), "--out", str(out), "--units", "1", *SMALL]))
+
+
+@pytest.fixture(scope="module")
+def model_root(tmp_path_factory, saved_model):
+    """Two layers of the tiny model and its logits under one root (`--layer A,B,C`)."""
+    out = tmp_path_factory.mktemp("root") / "root"
+    assert cli.main(["visualize", str(saved_model), "--out", str(out), "--layer", "conv1,conv2,logits",
+                     "--units", "0-2", *SMALL]) == 0
+    return out
+
+
+def test_several_layers_write_a_model_root(model_root, saved_model, capsys):
+    manifest = json.loads((model_root / results.MODEL_MANIFEST).read_text())
+    assert [(entry["layer"], entry["kind"], entry["num_units"]) for entry in manifest["layers"]] == [
+        ("conv1", "channel", 8), ("conv2", "channel", 16), ("logits", "logit", 10)]
+    for entry in manifest["layers"]:
+        _assert_complete(model_root / entry["folder"], [0, 1, 2])
+    # A rerun resumes every layer; a pattern adds layers to the same root.
+    assert cli.main(["visualize", str(saved_model), "--out", str(model_root), "--layer", "conv*", "--units", "0-2",
+                     *SMALL]) == 0
+    assert "3 of 3 units already in" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli.main(["visualize", str(saved_model), "--out", str(model_root / manifest["layers"][0]["folder"]),
+                  "--layer", "conv1,conv2", *SMALL])  # a run folder is not a root
+
+
+@pytest.mark.browser
+def test_model_atlas_in_headless_chromium(model_root, tmp_path):
+    """Model page -> layer page -> unit page by clicks, breadcrumbs back, and a search across layers."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    folder = tmp_path / "root"
+    shutil.copytree(model_root, folder)
+    assert cli.main(["atlas", str(folder)]) == 0
+    driver = _chromium_driver(tmp_path)
+    try:
+        driver.get((folder / "index.html").as_uri())
+        sections = driver.find_elements(By.CSS_SELECTOR, "section.layer")
+        assert [section.find_element(By.TAG_NAME, "h2").text for section in sections] == ["conv1", "conv2", "logits"]
+        assert all(len(section.find_elements(By.CSS_SELECTOR, ".card")) == 3 for section in sections)
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+            "return [...document.querySelectorAll('section .card img')].every(i => i.complete && i.naturalWidth > 0)"))
+        sections[1].find_element(By.CSS_SELECTOR, "h2 a").click()  # the layer page
+        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("layer_conv2/index.html"))
+        assert driver.find_element(By.CSS_SELECTOR, "nav.crumbs").text == "tiny › conv2"
+        driver.find_element(By.CSS_SELECTOR, "a.card[href$='unit_2.html']").click()  # a unit page
+        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("layer_conv2/pages/unit_2.html"))
+        assert driver.find_element(By.ID, "title").text == "channel 2"
+        assert driver.find_element(By.CSS_SELECTOR, "nav.crumbs").text == "tiny › conv2 › channel 2"
+        driver.find_element(By.CSS_SELECTOR, "nav.crumbs a").click()  # back to the model page
+        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("root/index.html"))
+        # Search across layers: by layer and number.
+        search = driver.find_element(By.ID, "search")
+        search.send_keys("conv2 1")
+        results_shown = driver.find_elements(By.CSS_SELECTOR, "#results .card")
+        assert [card.text for card in results_shown] == ["conv2 1"]
+        assert not driver.find_element(By.ID, "layers").is_displayed()
+        search.clear()
+        search.send_keys("2")
+        assert sorted(card.text for card in driver.find_elements(By.CSS_SELECTOR, "#results .card")) == [
+            "conv1 2", "conv2 2", "logits 2"]
+        driver.find_elements(By.CSS_SELECTOR, "#results .card")[0].click()
+        WebDriverWait(driver, 10).until(lambda d: "/pages/unit_2.html" in d.current_url)
+    finally:
+        driver.quit()

@@ -17,10 +17,10 @@ def _python(cell_source):
                      else line for line in lines)
 
 
-def test_there_are_four_notebooks():
+def test_there_are_five_notebooks():
     assert [path.name for path in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_internal_channels.ipynb", "03_inversion_and_accentuation.ipynb",
-        "04_craft_concepts.ipynb"]
+        "04_craft_concepts.ipynb", "05_vision_transformer.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -39,6 +39,7 @@ def test_notebook_runs_end_to_end(path, monkeypatch):
     import nbformat
 
     monkeypatch.setenv("MACO_STEPS", "2")
+    monkeypatch.setenv("MACO_VIT_PRESET", "")  # offline: the ViT notebook's random-weight model, no download
     monkeypatch.setenv("MACO_SHARED", str(shared_dir().resolve()))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     notebook = nbformat.read(path, as_version=4)
