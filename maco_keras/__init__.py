@@ -36,8 +36,8 @@ _EXPORTS = {
 }
 _SUBMODULES = (
     "applications", "atlas", "augmentation", "baselines", "cli", "color", "engine", "metrics", "models", "objective",
-    "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "validation",
-    "xplique_compat",
+    "objectives", "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "taps",
+    "validation", "xplique_compat",
 )
 
 __all__ = sorted([*_EXPORTS, "Objective", *_SUBMODULES])

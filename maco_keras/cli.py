@@ -2,6 +2,7 @@
 
     maco-keras visualize MobileNetV2 --out run/ --units all          # every logit
     maco-keras visualize model.keras --out run/ --layer block_13_expand_relu --units 0-63
+    maco-keras visualize vit.keras --out vit/ --layer "vit_encoder/transformer_block_*" --units 0-15
     maco-keras atlas run/ [--labels labels.txt] [--examples images/]  # run/index.html
 
 `visualize` writes, per unit, an image PNG, a transparency PNG and an .npz (image,

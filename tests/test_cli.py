@@ -388,3 +388,17 @@ def test_model_atlas_in_headless_chromium(model_root, tmp_path):
         WebDriverWait(driver, 10).until(lambda d: "/pages/unit_2.html" in d.current_url)
     finally:
         driver.quit()
+
+
+def test_a_5d_layer_at_the_shell_is_one_line_and_exit_2(tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    volume = keras.layers.Reshape((2, 4, 8, 3), name="volume")(inputs)
+    keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(volume))).save(tmp_path / "volume.keras")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["visualize", str(tmp_path / "volume.keras"), "--layer", "volume", *SMALL])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "maco-keras: error: expected a layer with (batch, units), (batch, tokens, dims) or (batch, h, w, channels) "
+        "outputs, received: --layer=volume with output shape (None, 2, 4, 8, 3)"]

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 import hub_models
 import maco_keras
@@ -47,6 +48,18 @@ def test_vit_from_the_shell_logits_blocks_and_a_class_token_neuron(saved_vit, tm
         assert _rises(results.load_unit(folder, unit)["scores"]), folder
     cls = json.loads((out / "cls" / "manifest.json").read_text())
     assert (cls["kind"], cls["token"], cls["num_units"]) == ("neuron", 0, 32)
+    # Dataset examples at token layers, by path, for every layer of the root.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(3):
+        Image.fromarray((np.random.default_rng(index).random((40, 50, 3)) * 255).astype(np.uint8)).save(
+            photos / f"photo_{index}.png")
+    assert cli.main(["atlas", str(out / "blocks"), "--examples", str(photos), "--top", "2"]) == 0
+    assert cli.main(["atlas", str(out / "cls"), "--examples", str(photos), "--top", "2"]) == 0
+    for folder in [out / "cls"] + [out / "blocks" / entry["folder"] for entry in root["layers"]]:
+        page = next((folder / "pages").glob("unit_*.html")).read_text()
+        assert page.count('src="../examples/example_') == 2, folder
+    assert "vi_t_backbone/vit_encoder/transformer_block_4" in (out / "blocks" / "index.html").read_text()
 
 
 def test_vit_composition_from_python():
@@ -113,3 +126,39 @@ def test_bad_layer_input_at_the_shell(saved_vit, tmp_path, capsys, argv, message
     assert exit_info.value.code == 2
     stderr = capsys.readouterr().err.strip().splitlines()
     assert len(stderr) == 1 and stderr[0].startswith("maco-keras: error: ") and message in stderr[0], stderr
+
+
+def test_a_keras_hub_preset_name_at_the_shell(monkeypatch, tmp_path):
+    """A preset name is loaded as keras_hub's classifier with its own image converter in front (RGB in [0, 255]);
+    `from_preset` is replaced by a config-built ViT here (no network)."""
+    keras_hub = hub_models.keras_hub
+    converter = keras_hub.layers.ViTImageConverter(image_size=(32, 32), scale=1 / 127.5, offset=-1.0)
+
+    def from_preset(preset, **kwargs):
+        classifier = hub_models.vit()
+        classifier.preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
+        return classifier
+
+    monkeypatch.setattr(keras_hub.models.ImageClassifier, "from_preset", from_preset)
+    assert "vit_base_patch16_224_imagenet" in models.hub_presets()
+    loaded = models.load("vit_base_patch16_224_imagenet")
+    assert loaded.values_range == (0.0, 255.0) and loaded.model.input_shape == (None, 32, 32, 3)
+    out = tmp_path / "preset"
+    assert cli.main(["visualize", "hub:vit_base_patch16_224_imagenet", "--out", str(out), "--layer",
+                     "transformer_block_1", "--units", "0", *SMALL]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["layer"] == "vit/vi_t_backbone/vit_encoder/transformer_block_1"
+    assert manifest["settings"]["values_range"] == [0.0, 255.0]
+
+
+def test_a_concept_direction_over_a_vit_block_tokens():
+    model = hub_models.vit()
+    concepts = np.random.default_rng(0).random((2, 32)).astype(np.float32)
+    objective = applications.concept_visualization(model, "transformer_block_3", concepts)
+    mask = objective.masks[0]
+    assert mask.shape == (2, 17, 32)
+    np.testing.assert_array_equal(mask[:, 0], 0.0)  # the class token is left out
+    np.testing.assert_array_equal(mask[:, 1:], np.broadcast_to(concepts[:, None], (2, 16, 32)))
+    visualization = maco_keras.maco(objective, steps=8, crops=4, image_size=48, seed=0, verbose=False,
+                                     return_visualization=True)
+    assert all(_rises(visualization.scores[:, index]) for index in range(2))

@@ -29,6 +29,17 @@ def test_readme_python_block_runs(index, monkeypatch, tmp_path):
     path = shared_dir() / "models" / "mobilenet_v2_1.0_224.keras"
     model = (keras.models.load_model(path) if path.is_file()
              else keras.applications.MobileNetV2(weights=None, classifier_activation=None))
-    monkeypatch.setattr(keras.applications, "MobileNetV2", lambda *args, **kwargs: model)
+    build = keras.applications.MobileNetV2
+
+    def mobilenet_v2(*args, include_top=True, **kwargs):
+        # A base for transfer learning: the architecture with random weights (nothing to download).
+        return model if include_top else build(*args, include_top=False, **{**kwargs, "weights": None})
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", mobilenet_v2)
+    if "keras_hub" in BLOCKS[index]:
+        hub_models = pytest.importorskip("hub_models")
+        # A config-built ViT with ViT-B's 12 blocks (random weights) stands in for the preset.
+        monkeypatch.setattr(hub_models.keras_hub.models.ImageClassifier, "from_preset",
+                            lambda *args, **kwargs: hub_models.vit(num_layers=12))
     model.save(tmp_path / "model.keras")
     exec(compile(BLOCKS[index], f"README.md python block {index}", "exec"), {"__name__": "readme"})
