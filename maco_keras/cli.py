@@ -93,7 +93,10 @@ def build_parser():
                            help="let gradients through dead ReLUs for the first N steps (default 0: off)")
     visualize.add_argument("--strategy", choices=("none", "mirrored", "tpu"), default="none",
                            help="mirrored: every GPU of the machine; tpu: the TPU's cores (default: one device)")
-    visualize.add_argument("--shard", default="0/1", help="I/N: this process takes every N-th unit from the I-th "
+    visualize.add_argument("--shards", type=_positive_int, default=None,
+                           help="with --shard auto in a Kubernetes Indexed Job: the number of completions")
+    visualize.add_argument("--shard", default="0/1", help="I/N, or auto (from a Slurm job array's or a Kubernetes "
+                           "Indexed Job's environment): this process takes every N-th unit from the I-th "
                            "(0-based), so N processes share one --out (default 0/1)")
     visualize.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
                            help="weights of a keras.applications model (default imagenet)")
@@ -220,7 +223,7 @@ class VisualizeJob:
         from . import models, optimization, results, validation
 
         self.args = args
-        self.shard = results.parse_shard(args.shard)
+        self.shard = results.parse_shard(args.shard, shards=args.shards)
         if args.values_range is not None:
             validation.values_range(tuple(args.values_range), name="--values-range")
         self.strategy = _strategy(args.strategy)

@@ -383,12 +383,56 @@ def parse_units(spec, count, parameter="--units"):
     return sorted(units)
 
 
-def parse_shard(text, parameter="--shard"):
-    """(index, count) from "I/N", 0 <= I < N."""
+def parse_shard(text, parameter="--shard", shards=None, environ=None):
+    """(index, count) from "I/N", 0 <= I < N, or from a job array's environment for "auto".
+
+    "auto" reads a Slurm job array (`SLURM_ARRAY_TASK_ID`, with `SLURM_ARRAY_TASK_COUNT` or
+    `SLURM_ARRAY_TASK_MIN`/`_MAX` and `_STEP`), or a Kubernetes Indexed Job
+    (`JOB_COMPLETION_INDEX`, whose count `shards`, i.e. `--shards N`, gives: Kubernetes
+    does not pass it).
+    """
+    if text == "auto":
+        return auto_shard(os.environ if environ is None else environ, shards, parameter)
     parts = str(text).split("/")
     if len(parts) != 2 or not all(part.isdigit() for part in parts) or not 0 <= int(parts[0]) < int(parts[1]):
         raise ValueError(f"expected I/N with 0 <= I < N (e.g. 0/4), received: {parameter}={text}")
     return int(parts[0]), int(parts[1])
+
+
+def _environment_int(environ, name, parameter):
+    value = environ.get(name, "")
+    if not value.strip().isdigit():
+        raise ValueError(f"expected {name} to be a number for {parameter}=auto, received: {name}={value!r}")
+    return int(value)
+
+
+def auto_shard(environ, shards=None, parameter="--shard"):
+    """(index, count) of this task of a Slurm job array or a Kubernetes Indexed Job (see `parse_shard`)."""
+    if "SLURM_ARRAY_TASK_ID" in environ:
+        task = _environment_int(environ, "SLURM_ARRAY_TASK_ID", parameter)
+        first = _environment_int(environ, "SLURM_ARRAY_TASK_MIN", parameter) if "SLURM_ARRAY_TASK_MIN" in environ else 0
+        step = _environment_int(environ, "SLURM_ARRAY_TASK_STEP", parameter) if "SLURM_ARRAY_TASK_STEP" in environ else 1
+        if "SLURM_ARRAY_TASK_COUNT" in environ:
+            count = _environment_int(environ, "SLURM_ARRAY_TASK_COUNT", parameter)
+        elif "SLURM_ARRAY_TASK_MAX" in environ:
+            count = (_environment_int(environ, "SLURM_ARRAY_TASK_MAX", parameter) - first) // max(step, 1) + 1
+        else:
+            raise ValueError(f"expected SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MAX with SLURM_ARRAY_TASK_ID for "
+                             f"{parameter}=auto, received: neither")
+        index = (task - first) // max(step, 1)
+        source = "Slurm"
+    elif "JOB_COMPLETION_INDEX" in environ:
+        index = _environment_int(environ, "JOB_COMPLETION_INDEX", parameter)
+        if shards is None:
+            raise ValueError(f"expected --shards N (the Indexed Job's completions) with {parameter}=auto in a "
+                             f"Kubernetes Indexed Job, received: JOB_COMPLETION_INDEX={index} and no --shards")
+        count, source = shards, "Kubernetes"
+    else:
+        raise ValueError(f"expected a Slurm job array (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job "
+                         f"(JOB_COMPLETION_INDEX) for {parameter}=auto, received: neither is set")
+    if not 0 <= index < count:
+        raise ValueError(f"expected the {source} task index in [0, {count}), received: {index} for {parameter}=auto")
+    return index, count
 
 
 def shard_units(units, index, count):

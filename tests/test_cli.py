@@ -402,3 +402,46 @@ def test_a_5d_layer_at_the_shell_is_one_line_and_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         "maco-keras: error: expected a layer with (batch, units), (batch, tokens, dims) or (batch, h, w, channels) "
         "outputs, received: --layer=volume with output shape (None, 2, 4, 8, 3)"]
+
+
+@pytest.mark.parametrize("environ, shards, expected", [
+    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "8"}, None, (3, 8)),
+    ({"SLURM_ARRAY_TASK_ID": "12", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_MAX": "19"}, None, (2, 10)),
+    ({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "8",
+      "SLURM_ARRAY_TASK_STEP": "2"}, None, (2, 5)),
+    ({"JOB_COMPLETION_INDEX": "5"}, 6, (5, 6)),
+])
+def test_shard_auto_reads_slurm_and_kubernetes(environ, shards, expected):
+    assert results.parse_shard("auto", shards=shards, environ=environ) == expected
+
+
+@pytest.mark.parametrize("environ, argv, message", [
+    ({}, [], "expected a Slurm job array (SLURM_ARRAY_TASK_ID) or a Kubernetes Indexed Job"),
+    ({"JOB_COMPLETION_INDEX": "2"}, [], "expected --shards N"),
+    ({"JOB_COMPLETION_INDEX": "2"}, ["--shards", "2"], "expected the Kubernetes task index in [0, 2)"),
+    ({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"}, [], "SLURM_ARRAY_TASK_ID to be a number"),
+    ({"SLURM_ARRAY_TASK_ID": "1"}, [], "SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MAX"),
+])
+def test_shard_auto_without_a_job_array_is_one_line_and_exit_2(saved_model, tmp_path, monkeypatch, capsys,
+                                                               environ, argv, message):
+    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                 "SLURM_ARRAY_TASK_STEP", "JOB_COMPLETION_INDEX"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["visualize", str(saved_model), "--out", str(tmp_path / "out"), "--shard", "auto", *argv, *SMALL])
+    assert exit_info.value.code == 2
+    stderr = capsys.readouterr().err.strip().splitlines()
+    assert len(stderr) == 1 and message in stderr[0], stderr
+
+
+def test_shard_auto_in_a_slurm_array_takes_its_share(saved_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    out = tmp_path / "auto"
+    assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "0-3", "--shard", "auto",
+                     *SMALL]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(int(u) for u, entry in manifest["units"].items() if entry["state"] == "done") == [1, 3]
+    assert {entry["shard"] for entry in manifest["units"].values() if entry["state"] == "done"} == {"1/2"}
