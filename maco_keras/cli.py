@@ -266,7 +266,7 @@ class VisualizeJob:
         for run in self.layers:
             run.folder = results.RunFolder(folders[run.layer])
             run.mine = results.shard_units(run.units, *self.shard)
-            run.manifest = run.folder.open(run.description(loaded.source, settings), run.mine)
+            run.manifest = run.folder.open(run.description(loaded.source, settings), run.mine, self.shard)
 
     def run(self):
         for run in self.layers:

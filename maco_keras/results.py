@@ -3,18 +3,18 @@
 A run folder holds, per unit `u`, `units/unit_<u>.png` (the image),
 `units/unit_<u>_transparency.png` (the image with its transparency as alpha) and
 `units/unit_<u>.npz` (image, transparency, per-step scores), plus one `manifest.json`
-(model, layer, method, settings, seed, versions, and each unit's state and final score).
+(model, layer, method, settings, seed, versions); each unit's state and final score are in
+`units/unit_<u>.json`, written after its files.
 
 Every file is written whole or not at all (written to a temporary file in the same
-folder, then renamed), so a run killed at any moment leaves no half-written file. The
-manifest is updated under a file lock, so several processes (`--shard I/N`) can share a
-folder. A unit counts as finished only when its three files are there and intact; a
-rerun skips finished units without touching their files and redoes the others.
+folder, then renamed), so a run killed at any moment leaves no half-written file. Several
+processes (`--shard I/N`) share a folder without locks: each writes only its own files
+(its plan, its units' files and records; see `RunFolder`). A unit counts as finished only
+when its three files are there and intact; a rerun skips finished units without touching
+their files and redoes the others.
 """
 
-import contextlib
 import datetime
-import fcntl
 import io
 import json
 import os
@@ -30,6 +30,7 @@ from . import validation
 
 MANIFEST = "manifest.json"
 UNITS = "units"
+SHARDS = "shards"
 FORMAT = 1
 # The settings that change a unit's result: a folder's units must all share them.
 RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
@@ -184,8 +185,9 @@ class ModelRoot:
     """A folder of run folders, one per layer of one model (`maco-keras visualize --layer A,B,C`).
 
     `model.json` names the model and lists its layers, each with its run folder, kind and
-    unit count; each run folder is a `RunFolder` of its own (resume, shards, atomic writes).
-    A rerun on the same model with more layers adds them.
+    unit count; each run folder is a `RunFolder` of its own (resume, shards, atomic writes,
+    no locks). A rerun on the same model with more layers adds them; a layer's folder that
+    the list lacks (two processes added layers at once) is found by `read()` all the same.
 
     Args:
         folder: the root folder (created if needed).
@@ -209,6 +211,16 @@ class ModelRoot:
             raise RunFolderError(f"cannot read {self.path}: {error}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "layers" not in manifest:
             raise RunFolderError(f"{self.path} is not a maco-keras model manifest (format {FORMAT})")
+        # Processes that add layers at the same time may each rewrite the list without the
+        # other's (no locks): a layer's run folder is found all the same.
+        listed = {entry["folder"] for entry in manifest["layers"]}
+        for path in sorted(self.folder.glob(f"layer_*/{MANIFEST}")):
+            if path.parent.name not in listed:
+                run = RunFolder(path.parent)._description()
+                if run is not None:
+                    manifest["layers"].append({"layer": run["layer"], "kind": run.get("kind"), "folder": path.parent.name,
+                                               "num_units": run.get("num_units"),
+                                               **({"token": run["token"]} if "token" in run else {})})
         return manifest
 
     def open(self, model, layers):
@@ -219,36 +231,38 @@ class ModelRoot:
         """
         if (self.folder / MANIFEST).exists():
             raise RunFolderError(f"{self.folder} holds a run of one layer, not a model root: use another --out")
-        with _locked(self.folder, ".model.lock"):
-            manifest = self.read() or {"format": FORMAT, "model": model, "layers": [],
-                                       "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                                           timespec="seconds")}
-            if manifest["model"] != model:
-                raise RunFolderError(f"{self.folder} holds runs of model={manifest['model']!r}, not {model!r}: "
-                                     "use another --out")
-            known = {entry["layer"]: entry for entry in manifest["layers"]}
-            for layer in layers:
-                entry = {**layer, "folder": layer_folder(layer["layer"])}
-                if layer["layer"] not in known:
-                    manifest["layers"].append(entry)
-                    known[layer["layer"]] = entry
+        manifest = self.read() or {"format": FORMAT, "model": model, "layers": [],
+                                   "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        if manifest["model"] != model:
+            raise RunFolderError(f"{self.folder} holds runs of model={manifest['model']!r}, not {model!r}: "
+                                 "use another --out")
+        known = {entry["layer"]: entry for entry in manifest["layers"]}
+        added = False
+        for layer in layers:
+            if layer["layer"] not in known:
+                known[layer["layer"]] = {**layer, "folder": layer_folder(layer["layer"])}
+                manifest["layers"].append(known[layer["layer"]])
+                added = True
+        if added or not self.path.exists():
             write_atomic(self.path, json.dumps(manifest, indent=1, sort_keys=True).encode())
         return {layer["layer"]: self.folder / known[layer["layer"]]["folder"] for layer in layers}
 
 
-@contextlib.contextmanager
-def _locked(folder, name):
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / name, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 class RunFolder:
-    """A run folder and its manifest, safe to share between processes on one file system.
+    """A run folder, shared by any number of processes without locks.
+
+    Each process writes only files it owns, so nothing depends on `flock` (many NFS set-ups
+    and object stores have none):
+    - `manifest.json`, the run's description (model, layer, kind, settings, versions), is
+      written once; a process that finds one checks that it describes the same run;
+    - `shards/shard_<i>_of_<n>.json`: the units shard i of n plans (pending units are those
+      planned and not done);
+    - per unit, after its three files, `units/unit_<u>.json`: its record (score, sizes,
+      shard, seconds), written last, so a record is only ever there for a finished unit,
+      even where a rename is not atomic. Only the unit's own shard writes it.
+    `read()` merges them into one manifest, with a "units" dict as earlier versions kept
+    inside `manifest.json` (whose own "units", in a folder an earlier version wrote, are
+    still read).
 
     Args:
         folder: the run folder (created if needed).
@@ -258,19 +272,7 @@ class RunFolder:
         self.folder = pathlib.Path(folder)
         self.path = self.folder / MANIFEST
 
-    @contextlib.contextmanager
-    def locked(self):
-        """Holds the folder's lock; yields the manifest (a dict, or None), saved on exit if changed."""
-        with _locked(self.folder, ".manifest.lock"):
-            manifest = self.read()
-            before = json.dumps(manifest, sort_keys=True)
-            holder = {"manifest": manifest}
-            yield holder
-            if holder["manifest"] is not None and json.dumps(holder["manifest"], sort_keys=True) != before:
-                write_atomic(self.path, json.dumps(holder["manifest"], indent=1, sort_keys=True).encode())
-
-    def read(self):
-        """The manifest as a dict, or None when the folder has none."""
+    def _description(self):
         if not self.path.exists():
             return None
         try:
@@ -281,57 +283,88 @@ class RunFolder:
             raise RunFolderError(f"{self.path} is not a maco-keras manifest (format {FORMAT})")
         return manifest
 
-    def open(self, description, units):
-        """Creates the manifest, or checks that the existing one describes the same run; adds `units`.
+    def read(self):
+        """The manifest with every unit's state merged in ("units": {u: entry}), or None when there is none."""
+        manifest = self._description()
+        if manifest is None:
+            return None
+        units = dict(manifest.get("units", {}))  # an earlier version's manifest kept them here
+        for plan in sorted((self.folder / SHARDS).glob("shard_*.json")):
+            try:
+                planned = json.loads(plan.read_text())["units"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # a plan is rewritten whole; an unreadable one is another writer's, mid-replace
+            for unit in planned:
+                units.setdefault(str(unit), {"state": "pending"})
+        for record in (self.folder / UNITS).glob("unit_*.json"):
+            entry = _read_record(record)
+            if entry is not None:
+                units[record.stem.removeprefix("unit_")] = entry
+        manifest["units"] = units
+        return manifest
+
+    def open(self, description, units, shard=(0, 1)):
+        """Writes the manifest if there is none, or checks that it describes the same run; plans `units`.
 
         Args:
             description: dict with "model", "layer", "kind", "num_units", "settings" (see
                 `RESULT_SETTINGS`) and anything else worth recording.
-            units: the unit numbers this process will work on.
+            units: the unit numbers this process (shard `shard`) will work on.
 
         Returns:
-            The manifest.
+            The manifest (see `read`).
         """
-        with self.locked() as holder:
-            manifest = holder["manifest"]
-            if manifest is None:
-                manifest = {"format": FORMAT, **description, "versions": versions(), "units": {},
-                            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-            else:
-                for key in ("model", "layer", "token"):
-                    if manifest.get(key) != description.get(key):
-                        raise RunFolderError(
-                            f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description.get(key)!r}: "
-                            "use another --out")
-                for key in RESULT_SETTINGS:
-                    ours = description["settings"].get(key)
-                    theirs = _recorded(manifest["settings"], key)
-                    if ours != theirs:
-                        raise RunFolderError(
-                            f"{self.folder} holds a run with {key}={theirs!r}, this one has {key}={ours!r}: "
-                            "use the same settings to resume, or another --out")
-            for unit in units:
-                manifest["units"].setdefault(str(unit), {"state": "pending"})
-            holder["manifest"] = manifest
-        return manifest
+        manifest = self._description()
+        if manifest is None:
+            write_atomic(self.path, json.dumps(
+                {"format": FORMAT, **description, "versions": versions(),
+                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+                indent=1, sort_keys=True).encode())
+            # Shards that start together each write one; they describe the same run, so any wins.
+            manifest = self._description()
+        for key in ("model", "layer", "token"):
+            if manifest.get(key) != description.get(key):
+                raise RunFolderError(
+                    f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description.get(key)!r}: "
+                    "use another --out")
+        for key in RESULT_SETTINGS:
+            ours = description["settings"].get(key)
+            theirs = _recorded(manifest["settings"], key)
+            if ours != theirs:
+                raise RunFolderError(
+                    f"{self.folder} holds a run with {key}={theirs!r}, this one has {key}={ours!r}: "
+                    "use the same settings to resume, or another --out")
+        index, count = shard
+        plan = self.folder / SHARDS / f"shard_{index}_of_{count}.json"
+        planned = set(units)
+        if plan.exists():
+            try:
+                planned |= set(json.loads(plan.read_text())["units"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        write_atomic(plan, json.dumps({"units": sorted(planned)}).encode())
+        return self.read()
+
+    def _record_path(self, unit):
+        return self.folder / UNITS / f"unit_{unit}.json"
 
     def finished(self, units):
-        """The units among `units` whose files are there and intact. Adopts finished units
-        that a killed process wrote but did not record, without rewriting their files."""
-        with self.locked() as holder:
-            manifest = holder["manifest"]
-            done = []
-            for unit in units:
-                entry = manifest["units"].get(str(unit), {})
-                if entry.get("state") == "done" and unit_is_finished(self.folder, unit, entry):
-                    done.append(unit)
-                elif unit_is_finished(self.folder, unit) and self._recover(unit, entry):
-                    done.append(unit)
-                elif entry.get("state") == "done":
-                    entry.update(state="pending")  # its files went missing: redo it
+        """The units among `units` whose files are there and intact. Adopts finished units that a
+        killed process wrote but did not record, without rewriting their files; drops the record
+        of a unit whose files went missing, so that it is redone. Call it for this shard's units only."""
+        legacy = (self._description() or {}).get("units", {})
+        done = []
+        for unit in units:
+            entry = _read_record(self._record_path(unit)) or legacy.get(str(unit), {})
+            if entry.get("state") == "done" and unit_is_finished(self.folder, unit, entry):
+                done.append(unit)
+            elif unit_is_finished(self.folder, unit) and self._recover(unit):
+                done.append(unit)
+            else:
+                self._record_path(unit).unlink(missing_ok=True)  # its files went missing: redo it
         return done
 
-    def _recover(self, unit, entry):
+    def _recover(self, unit):
         try:
             with np.load(self.folder / unit_files(unit)["data"]) as data:
                 scores = data["scores"]
@@ -339,15 +372,26 @@ class RunFolder:
         except Exception:  # a damaged archive raises many kinds of errors
             return False
         sizes = {kind: (self.folder / relative).stat().st_size for kind, relative in unit_files(unit).items()}
-        entry.update(state="done", score=float(scores[-1]) if len(scores) else None, sizes=sizes,
-                     files=unit_files(unit), recovered=True)
+        self._write_record(unit, {"state": "done", "score": float(scores[-1]) if len(scores) else None,
+                                  "sizes": sizes, "files": unit_files(unit), "recovered": True})
         return True
 
+    def _write_record(self, unit, entry):
+        write_atomic(self._record_path(unit), json.dumps(entry, sort_keys=True).encode())
+
     def record(self, unit, score, sizes, **extra):
-        """Marks a unit done (after its files are written)."""
-        with self.locked() as holder:
-            holder["manifest"]["units"][str(unit)] = {
-                "state": "done", "score": float(score), "sizes": sizes, "files": unit_files(unit), **extra}
+        """Marks a unit done: its record, written after its files."""
+        self._write_record(unit, {"state": "done", "score": float(score), "sizes": sizes, "files": unit_files(unit),
+                                  **extra})
+
+
+def _read_record(path):
+    """A unit's record, or None when there is none (or it cannot be read: the unit is then redone)."""
+    try:
+        entry = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def parse_units(spec, count, parameter="--units"):

@@ -46,9 +46,10 @@ def _unit_snapshot(folder, units):
 
 
 def _assert_complete(folder, units):
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = results.RunFolder(folder).read()
     assert sorted(int(unit) for unit, entry in manifest["units"].items() if entry["state"] == "done") == units
-    expected = sorted(name.split("/")[1] for unit in units for name in results.unit_files(unit).values())
+    expected = sorted([name.split("/")[1] for unit in units for name in results.unit_files(unit).values()]
+                      + [f"unit_{unit}.json" for unit in units])  # files, then the record
     assert sorted(path.name for path in (folder / "units").iterdir()) == expected  # each exactly once, nothing else
     for unit in units:
         data = results.load_unit(folder, unit)
@@ -72,7 +73,7 @@ def test_scores_are_in_the_units_own_values(tiny_run, tiny_model):
 
     visualization = maco_keras.maco(tiny_model, units=[0, 1], steps=3, image_size=40, crops=2, seed=0,
                                     verbose=False, return_visualization=True)
-    manifest = json.loads((tiny_run / "manifest.json").read_text())
+    manifest = results.RunFolder(tiny_run).read()
     for index, unit in enumerate((0, 1)):
         saved = results.load_unit(tiny_run, unit)
         np.testing.assert_allclose(saved["scores"], visualization.scores[:, index], rtol=1e-5)
@@ -132,13 +133,63 @@ def test_two_shards_share_one_folder(saved_model, tmp_path):
         str(unit): f"{unit % 2}/2" for unit in range(10)}
 
 
+NO_FLOCK = ("import fcntl, sys\n"
+            "def unavailable(*args, **kwargs):\n"
+            "    raise OSError(38, 'flock is not available on this file system')\n"
+            "fcntl.flock = fcntl.lockf = unavailable\n"
+            "from maco_keras.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+
+
+def test_three_shards_without_flock_and_one_killed_then_resumed(saved_model, tmp_path):
+    """Shards write only their own files: with flock unavailable every unit is written once, by its shard,
+    and a shard killed mid-run resumes without rewriting what it finished."""
+    folder = tmp_path / "run"
+
+    def shard(index):
+        args = ["visualize", saved_model, "--out", folder, "--units", "0-9", "--batch", "1", "--shard", f"{index}/3",
+                "--steps", "40", "--image-size", "40", "--crops", "2", "--quiet"]
+        return subprocess.Popen([sys.executable, "-c", NO_FLOCK, *map(str, args)], env=_environment(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    slow = shard(2)  # units 2, 5, 8: killed after its first
+    others = [shard(0), shard(1)]
+    first = [folder / relative for relative in results.unit_files(2).values()] + [folder / "units/unit_2.json"]
+    deadline = time.monotonic() + 180
+    while not all(path.exists() for path in first):
+        assert slow.poll() is None, slow.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "shard 2's first unit never appeared"
+        time.sleep(0.01)
+    slow.send_signal(signal.SIGKILL)
+    slow.communicate()
+    for process in others:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr[-2000:]
+    assert not results.unit_is_finished(folder, 8), "shard 2 finished before the kill: the test proved nothing"
+    kept = _unit_snapshot(folder, [unit for unit in range(10) if results.unit_is_finished(folder, unit)])
+    records = {unit: (folder / f"units/unit_{unit}.json").stat().st_mtime_ns for unit in range(10)
+               if (folder / f"units/unit_{unit}.json").exists()}
+    resumed = shard(2)
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr[-2000:]
+    assert "of 3 units (shard 2/3) already in" in stdout
+    assert _unit_snapshot(folder, [int(relative.split("_")[1].split(".")[0]) for relative in kept
+                                   if relative.endswith(".npz")]) == kept
+    assert all((folder / f"units/unit_{unit}.json").stat().st_mtime_ns == mtime for unit, mtime in records.items())
+    manifest = _assert_complete(folder, list(range(10)))
+    assert {unit: entry["shard"] for unit, entry in manifest["units"].items()} == {
+        str(unit): f"{unit % 3}/3" for unit in range(10)}
+    assert not any(entry.get("recovered") for entry in manifest["units"].values())
+    assert sorted(path.name for path in (folder / "shards").iterdir()) == [f"shard_{i}_of_3.json" for i in range(3)]
+
+
 def test_keras_applications_name_and_a_channel_layer(tmp_path):
     # Offline: random weights. The model takes [0, 255] RGB with its own preprocessing in front.
     out = tmp_path / "run"
     assert cli.main(["visualize", "MobileNetV2", "--weights", "none", "--layer", "block_1_expand_relu",
                      "--units", "3", "--out", str(out), "--steps", "1", "--image-size", "224", "--crops", "1",
                      "--quiet"]) == 0
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = results.RunFolder(out).read()
     assert manifest["kind"] == "channel" and manifest["num_units"] == 96
     assert manifest["settings"]["values_range"] == [0.0, 255.0]
     assert results.load_unit(out, 3)["image"].max() > 1.0
@@ -301,7 +352,7 @@ def test_the_fast_preset_from_the_shell(saved_model, tmp_path):
     out = tmp_path / "fast"
     assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "1", "--preset", "fast",
                      *SMALL]) == 0
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = results.RunFolder(out).read()
     assert manifest["settings"]["preset"] == "fast" and manifest["units"]["1"]["state"] == "done"
     assert manifest["settings"]["contrast"] == presets.PRESETS["fast"]["contrast"] != 1.0
     resume = ["visualize", str(saved_model), "--out", str(out), "--units", "1", "--preset", "fast", *SMALL]
@@ -442,6 +493,6 @@ def test_shard_auto_in_a_slurm_array_takes_its_share(saved_model, tmp_path, monk
     out = tmp_path / "auto"
     assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "0-3", "--shard", "auto",
                      *SMALL]) == 0
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = results.RunFolder(out).read()
     assert sorted(int(u) for u, entry in manifest["units"].items() if entry["state"] == "done") == [1, 3]
     assert {entry["shard"] for entry in manifest["units"].values() if entry["state"] == "done"} == {"1/2"}

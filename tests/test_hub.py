@@ -36,17 +36,17 @@ def test_vit_from_the_shell_logits_blocks_and_a_class_token_neuron(saved_vit, tm
                      *SMALL]) == 0
     assert cli.main(["visualize", str(saved_vit), "--out", str(out / "cls"), "--layer", "transformer_block_4",
                      "--token", "cls", "--units", "7", *SMALL]) == 0
-    logits = json.loads((out / "logits" / "manifest.json").read_text())
+    logits = results.RunFolder(out / "logits").read()
     assert (logits["layer"], logits["kind"]) == ("predictions", "logit")
     root = json.loads((out / "blocks" / results.MODEL_MANIFEST).read_text())
     assert [entry["layer"] for entry in root["layers"]] == [
         "vi_t_backbone/vit_encoder/transformer_block_2", "vi_t_backbone/vit_encoder/transformer_block_4"]
     folders = [out / "logits", out / "cls"] + [out / "blocks" / entry["folder"] for entry in root["layers"]]
     for folder in folders:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = results.RunFolder(folder).read()
         unit = int(next(iter(manifest["units"])))
         assert _rises(results.load_unit(folder, unit)["scores"]), folder
-    cls = json.loads((out / "cls" / "manifest.json").read_text())
+    cls = results.RunFolder(out / "cls").read()
     assert (cls["kind"], cls["token"], cls["num_units"]) == ("neuron", 0, 32)
     # Dataset examples at token layers, by path, for every layer of the root.
     photos = tmp_path / "photos"
@@ -146,7 +146,7 @@ def test_a_keras_hub_preset_name_at_the_shell(monkeypatch, tmp_path):
     out = tmp_path / "preset"
     assert cli.main(["visualize", "hub:vit_base_patch16_224_imagenet", "--out", str(out), "--layer",
                      "transformer_block_1", "--units", "0", *SMALL]) == 0
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = results.RunFolder(out).read()
     assert manifest["layer"] == "vit/vi_t_backbone/vit_encoder/transformer_block_1"
     assert manifest["settings"]["values_range"] == [0.0, 255.0]
 
