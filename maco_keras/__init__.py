@@ -35,7 +35,7 @@ _EXPORTS = {
     "visualize": "engine",
 }
 _SUBMODULES = (
-    "applications", "atlas", "augmentation", "baselines", "cli", "color", "engine", "metrics", "models", "objective",
+    "applications", "atlas", "augmentation", "baselines", "cli", "color", "engine", "examples", "metrics", "models", "objective",
     "objectives", "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "taps",
     "validation", "xplique_compat",
 )

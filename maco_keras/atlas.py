@@ -5,7 +5,8 @@ The site opens from the file system (no server, nothing fetched from the network
   filters by name or number, and lazily loaded thumbnails, so 1,000 units open quickly;
 - `pages/unit_<u>.html`: the image, a toggle for the transparency overlay, the score per
   step, the settings, and, with `--examples`, the natural images that most activate the
-  unit (Microscope's "dataset examples"), found in one batched pass over the folder.
+  unit (Microscope's "dataset examples", with the patch where a channel peaks), found in one
+  streaming pass over the folder (`examples`).
 
 Names come from a labels file, else ImageNet's class names for 1000 logits. Every name
 is HTML-escaped (Jinja2 autoescaping): a label is shown as text, never run.
@@ -20,10 +21,10 @@ import numpy as np
 from markupsafe import Markup
 from PIL import Image
 
+from . import examples as examples_lib
 from . import results
 
 THUMBNAIL = 160
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #fafafa; color: #222; }
@@ -41,7 +42,7 @@ header { display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
 table { border-collapse: collapse; font-size: .85rem; }
 td, th { border-bottom: 1px solid #ddd; padding: .2rem .6rem; text-align: left; }
 .examples { display: flex; flex-wrap: wrap; gap: .5rem; }
-.examples figure { margin: 0; font-size: .75rem; width: 128px; overflow-wrap: anywhere; }
+.examples figure { margin: 0; font-size: .75rem; max-width: 260px; overflow-wrap: anywhere; }
 .examples img { width: 128px; height: 128px; object-fit: cover; }
 .crumbs { font-size: .9rem; margin-bottom: .5rem; }
 .layer { margin: 1.2rem 0; }
@@ -93,7 +94,8 @@ final score {{ unit.score }}</p>
 <h2>Score per step</h2>
 {{ curve|safe }}
 {% if examples %}<h2>Natural images that activate it most</h2>
-<div class="examples">{% for example in examples %}<figure><img src="../examples/{{ example.thumbnail }}" alt="{{ example.name }}">
+{% if examples[0].patch %}<p>Each image beside the patch around the channel's peak (3 cells of the layer's grid, at least a quarter of the image).</p>{% endif %}
+<div class="examples">{% for example in examples %}<figure>{% if example.patch %}<img class="patch" src="../examples/{{ example.patch }}" alt="{{ example.name }}, patch at the peak">{% endif %}<img src="../examples/{{ example.thumbnail }}" alt="{{ example.name }}">
 <figcaption>{{ example.name }} ({{ example.activation }})</figcaption></figure>{% endfor %}</div>{% endif %}
 <h2>Settings</h2>
 <table>{% for key, value in settings %}<tr><th>{{ key }}</th><td>{{ value }}</td></tr>{% endfor %}</table>
@@ -151,39 +153,6 @@ def _jpeg(image01, size):
     return buffer.getvalue()
 
 
-def dataset_examples(model, layer, kind, folder, values_range, units, top, batch_size=32, token=None):
-    """The natural images of `folder` that most activate each unit, from one batched pass.
-
-    A unit's activation is its own value as its objective defines it (`objectives.unit_values`):
-    a channel's mean over positions or patch tokens, a neuron's or logit's value. `layer`
-    is a name or a path (inside nested models and subclassed layers).
-
-    Returns:
-        (paths, {unit: [(image index, activation), ...]}) best first.
-    """
-    import tensorflow as tf
-
-    from . import objectives, taps
-
-    paths = sorted(path for path in pathlib.Path(folder).iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise ValueError(f"expected a folder of images ({', '.join(IMAGE_SUFFIXES)}), received: --examples={folder}")
-    height, width = model.input_shape[1:3]
-    capture = taps.FeatureCapture(model, [objectives.layer_tap(model, None if kind == "logit" else layer)])
-    features = tf.function(lambda images: capture(images)[0])  # in a graph: the layers after it are pruned
-    low, high = values_range
-    activations = []
-    for start in range(0, len(paths), batch_size):
-        batch = np.stack([np.asarray(Image.open(path).convert("RGB").resize((width, height), Image.BILINEAR),
-                                     np.float32) for path in paths[start:start + batch_size]])
-        output = features(tf.constant(low + (high - low) * batch / 255.0, tf.float32))
-        activations.append(objectives.unit_values(output.numpy(), kind, token))
-    activations = np.concatenate(activations)[:, units]
-    order = np.argsort(-activations, axis=0, kind="stable")[:top]
-    return paths, {unit: [(int(i), float(activations[i, column])) for i in order[:, column]]
-                   for column, unit in enumerate(units)}
-
-
 class AtlasJob:
     """A validated `atlas` command.
 
@@ -203,10 +172,34 @@ class AtlasJob:
                              f"maco-keras visualize), received: FOLDER={folder}")
         self.manifest = results.RunFolder(self.folder).read()
         self.labels = read_labels(labels) if labels else None
-        if examples is not None and not pathlib.Path(examples).is_dir():
-            raise ValueError(f"expected a folder of images, received: --examples={examples}")
+        if examples is not None:
+            examples_lib.image_paths(examples)  # a missing, empty or image-less folder: an error now, before any work
         self.examples = examples
         self.top = top
+
+    def _write_examples(self, found):
+        """Each ranked image's thumbnail (once per image) and, for a channel, its patch around the peak."""
+        written, pages = set(), {}
+        for unit, ranked in found.top.items():
+            pages[unit] = []
+            for rank, (index, activation, box) in enumerate(ranked):
+                if index not in written:
+                    image = np.asarray(Image.open(found.paths[index]).convert("RGB"), np.float32) / 255.0
+                    results.write_atomic(self.folder / "examples" / f"example_{index}.jpg", _jpeg(image, 128))
+                    written.add(index)
+                entry = {"thumbnail": f"example_{index}.jpg", "name": found.paths[index].stem,
+                         "activation": f"{activation:.3g}", "patch": None}
+                if box is not None:
+                    height, width = self.model.input_shape[1:3]
+                    view = examples_lib.load_image(found.paths[index], height, width)
+                    top, left, bottom, right = box
+                    patch = view[int(top * height):max(int(bottom * height), int(top * height) + 1),
+                                 int(left * width):max(int(right * width), int(left * width) + 1)]
+                    entry["patch"] = f"patch_{unit}_{rank}.jpg"
+                    results.write_atomic(self.folder / "examples" / entry["patch"],
+                                         _jpeg(patch.astype(np.float32) / 255.0, 128))
+                pages[unit].append(entry)
+        return pages
 
     def names(self):
         if self.labels is not None:
@@ -241,15 +234,12 @@ class AtlasJob:
             if self.model is None:
                 weights = None if settings.get("weights") == "none" else "imagenet"
                 self.model = models.load(manifest["model"], weights=weights).model
-            paths, examples = dataset_examples(self.model, manifest["layer"], kind, self.examples, values_range, done,
-                                               self.top, token=manifest.get("token"))
-            used = sorted({index for ranked in examples.values() for index, _ in ranked})
-            for index in used:
-                image = np.asarray(Image.open(paths[index]).convert("RGB"), np.float32) / 255.0
-                results.write_atomic(self.folder / "examples" / f"example_{index}.jpg", _jpeg(image, 128))
-            examples = {unit: [{"thumbnail": f"example_{index}.jpg", "name": paths[index].stem,
-                                "activation": f"{activation:.3g}"} for index, activation in ranked]
-                        for unit, ranked in examples.items()}
+            found = examples_lib.dataset_examples(self.model, manifest["layer"], kind, self.examples, values_range,
+                                                  done, self.top, token=manifest.get("token"))
+            if found.skipped:
+                print(f"examples: {len(found.skipped)} of {len(found.paths)} files could not be read and were skipped, "
+                      f"e.g. {found.skipped[0]}", flush=True)
+            examples = self._write_examples(found)
         page = environment.from_string(_PAGE)
         table = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value)
                  for key, value in [("model", manifest["model"]), ("layer", manifest["layer"])]

@@ -330,7 +330,12 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as error:
         # Everything above only reads and checks the input: a failure there is bad input.
         fail(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-    return job.run()
+    from .examples import NoImagesError
+
+    try:
+        return job.run()
+    except NoImagesError as error:  # every file of --examples unreadable: found only once they were read
+        fail(str(error))
 
 
 if __name__ == "__main__":
