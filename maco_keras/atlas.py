@@ -1,8 +1,9 @@
 """`maco-keras atlas`: a run folder as a static site, like the Lens site or OpenAI Microscope.
 
 The site opens from the file system (no server, nothing fetched from the network):
-- `index.html`: a thumbnail per unit with its number and name, a search box that
-  filters by name or number, and lazily loaded thumbnails, so 1,000 units open quickly;
+- `index.html`: a thumbnail per unit with its number and name, drawn a page at a time
+  from data embedded in the page, a search box that filters by name or number, and
+  lazily loaded thumbnails, so 10,000 units open as quickly as 100;
 - `pages/unit_<u>.html`: the image, a toggle for the transparency overlay, the score per
   step, the settings, and, with `--examples`, the natural images that most activate the
   unit (Microscope's "dataset examples", with the patch where a channel peaks), found in one
@@ -45,6 +46,8 @@ td, th { border-bottom: 1px solid #ddd; padding: .2rem .6rem; text-align: left; 
 .examples figure { margin: 0; font-size: .75rem; max-width: 260px; overflow-wrap: anywhere; }
 .examples img { width: 128px; height: 128px; object-fit: cover; }
 .crumbs { font-size: .9rem; margin-bottom: .5rem; }
+.pager { margin-top: 1rem; }
+#matches { margin-left: .6rem; font-size: .85rem; color: #555; }
 .layer { margin: 1.2rem 0; }
 .layer h2 { font-size: 1.05rem; margin: 0 0 .3rem; }
 .results { display: flex; flex-wrap: wrap; gap: .6rem; margin-top: .6rem; }
@@ -56,22 +59,54 @@ _INDEX = """<!doctype html>
 <body>
 {% if parent %}<nav class="crumbs"><a href="../index.html">{{ parent }}</a> &rsaquo; {{ layer }}</nav>{% endif %}
 <header><h1>{{ title }}</h1>
-<span>{{ units|length }} units of {{ layer }} ({{ kind }}s), {{ method }}, {{ steps }} steps{% if pending %};
+<span>{{ count }} units of {{ layer }} ({{ kind }}s), {{ method }}, {{ steps }} steps{% if pending %};
 {{ pending }} not finished yet{% endif %}</span></header>
 <input id="search" type="search" placeholder="Filter by name or number" autofocus>
-<div class="grid" id="grid">
-{% for unit in units %}<a class="card" href="pages/unit_{{ unit.number }}.html" data-search="{{ unit.search }}">
-<img loading="lazy" src="thumbs/unit_{{ unit.number }}.jpg" alt="unit {{ unit.number }}" width="160" height="160">
-<span>{{ unit.number }}{% if unit.name %} · {{ unit.name }}{% endif %}</span></a>
-{% endfor %}</div>
+<span id="matches"></span>
+<div class="grid" id="grid"></div>
+<nav class="pager"><button id="previous" type="button">&larr; previous</button>
+<span id="page"></span> <button id="next" type="button">next &rarr;</button></nav>
+<script id="units" type="application/json">{{ units_json }}</script>
 <script>
-const search = document.getElementById("search");
+// The units are data, drawn a page at a time: an atlas of 10,000 units opens as quickly as one of 100.
+const units = JSON.parse(document.getElementById("units").textContent);
+const PAGE = {{ page_size }};
+const grid = document.getElementById("grid"), search = document.getElementById("search");
+let matches = units, page = 0;
+function card(unit) {
+  const link = document.createElement("a");
+  link.className = "card";
+  link.href = `pages/unit_${unit.n}.html`;
+  const image = document.createElement("img");
+  image.loading = "lazy"; image.width = 160; image.height = 160;
+  image.src = `thumbs/unit_${unit.n}.jpg`; image.alt = `unit ${unit.n}`;
+  const label = document.createElement("span");
+  label.textContent = unit.name ? `${unit.n} · ${unit.name}` : `${unit.n}`;  // text, never markup
+  link.append(image, label);
+  return link;
+}
+function render() {
+  const pages = Math.max(1, Math.ceil(matches.length / PAGE));
+  page = Math.min(page, pages - 1);
+  grid.replaceChildren(...matches.slice(page * PAGE, (page + 1) * PAGE).map(card));
+  document.getElementById("page").textContent = `page ${page + 1} of ${pages}`;
+  document.getElementById("matches").textContent = `${matches.length} of ${units.length} units`;
+  document.getElementById("previous").disabled = page === 0;
+  document.getElementById("next").disabled = page >= pages - 1;
+}
+// A number matches a unit's number (or a number in its name) exactly; other words match within the name.
+function matching(words) {
+  return units.filter(u => words.every(w => u.search.split(" ").some(part => part === w || (isNaN(w) && part.includes(w)))));
+}
 search.addEventListener("input", () => {
-  const query = search.value.trim().toLowerCase();
-  for (const card of document.querySelectorAll(".card")) {
-    card.hidden = query !== "" && !card.dataset.search.includes(query);
-  }
+  const words = search.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
+  matches = words.length ? matching(words) : units;
+  page = 0;
+  render();
 });
+document.getElementById("previous").addEventListener("click", () => { page -= 1; render(); });
+document.getElementById("next").addEventListener("click", () => { page += 1; render(); });
+render();
 </script>
 </body></html>
 """
@@ -109,6 +144,17 @@ toggle.addEventListener("click", () => {
 </script>
 </body></html>
 """
+
+
+# Cards drawn per page of a layer's index (the rest are a click, or a search, away).
+PAGE_SIZE = 120
+
+
+def script_json(value):
+    """`value` as JSON to embed in a <script> block: what could close the block is escaped
+    (`<`, `>`, `&` as \\u escapes); the page's own text is autoescaped by Jinja2."""
+    text = json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
 
 
 def imagenet_labels():
@@ -256,8 +302,10 @@ class AtlasJob:
                 next=units[position + 1]["number"] if position + 1 < len(units) else None)
             results.write_atomic(self.folder / "pages" / f"unit_{unit['number']}.html", text.encode())
         title = f"{pathlib.Path(str(manifest['model'])).stem} · {manifest['layer']}"
+        listed = [{"n": unit["number"], "name": unit["name"], "search": unit["search"]} for unit in units]
         index = environment.from_string(_INDEX).render(
-            title=title, style=_STYLE, units=units, layer=manifest["layer"], kind=kind, parent=self.parent,
+            title=title, style=_STYLE, count=len(units), units_json=script_json(listed), page_size=PAGE_SIZE,
+            layer=manifest["layer"], kind=kind, parent=self.parent,
             method=settings.get("method"), steps=settings.get("steps"), pending=pending)
         results.write_atomic(self.folder / "index.html", index.encode())
         print(f"atlas of {len(units)} units: {self.folder / 'index.html'}", flush=True)
@@ -286,7 +334,7 @@ const search = document.getElementById("search"), found = document.getElementByI
 const layers = document.getElementById("layers");
 const LIMIT = 200;
 search.addEventListener("input", () => {
-  const words = search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+  const words = search.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
   found.replaceChildren();
   layers.hidden = words.length > 0;
   if (!words.length) return;
@@ -357,10 +405,8 @@ class ModelAtlasJob:
                 index.append({"label": label, "href": f"{entry['folder']}/pages/unit_{unit['number']}.html",
                               "thumb": f"{entry['folder']}/thumbs/unit_{unit['number']}.jpg",
                               "search": f"{entry['layer'].lower()} {unit['search']}"})
-        # In a <script> block: escape what could close it; the page's text is autoescaped by Jinja2.
-        index_json = json.dumps(index).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         page = Environment(autoescape=True).from_string(_MODEL_PAGE).render(
-            title=self.title, style=_STYLE, layers=layers, total=len(index), index_json=Markup(index_json))
+            title=self.title, style=_STYLE, layers=layers, total=len(index), index_json=script_json(index))
         results.write_atomic(self.folder / "index.html", page.encode())
         print(f"model atlas of {len(layers)} layers: {self.folder / 'index.html'}", flush=True)
         return 0

@@ -317,19 +317,24 @@ def test_atlas_in_headless_chromium(tiny_run, tmp_path):
         assert not driver.find_elements(By.CSS_SELECTOR, "img[src='x']")
         with pytest.raises(NoAlertPresentException):
             driver.switch_to.alert.text
-        # The search hides what does not match, by name or number.
+        # The search shows what matches, by name or number.
         search = driver.find_element(By.ID, "search")
+
+        def shown():
+            return [card.get_attribute("href").rsplit("/", 1)[1] for card in
+                    driver.find_elements(By.CSS_SELECTOR, "#grid .card")]
+
         search.send_keys("thr")
-        assert [card.get_attribute("href").rsplit("/", 1)[1] for card in cards if card.is_displayed()] == [
-            "unit_3.html"]
+        assert shown() == ["unit_3.html"]
         search.clear()
         search.send_keys("7")
-        assert [card.is_displayed() for card in cards] == [False, False, False, False, True]
+        assert shown() == ["unit_7.html"]
+        assert driver.find_element(By.ID, "matches").text == "1 of 5 units"
         search.clear()
         search.send_keys("x")  # matches unit 1's label only
-        assert [card.is_displayed() for card in cards] == [False, True, False, False, False]
+        assert shown() == ["unit_1.html"]
         # A unit page opens; the transparency toggle changes what is shown.
-        cards[1].click()
+        driver.find_element(By.CSS_SELECTOR, "#grid .card").click()
         WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("pages/unit_1.html"))
         assert driver.find_element(By.ID, "title").text == "logit 1: <img src=x onerror=alert(1)>"
         plain = driver.find_element(By.CSS_SELECTOR, ".viewer .plain")
