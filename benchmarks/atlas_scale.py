@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 
-from common import REPO  # noqa: F401 - puts the repository on the path
 from maco_keras import atlas, results
 
 SEARCH = """

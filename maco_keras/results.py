@@ -181,6 +181,20 @@ def layer_folder(path):
     return "layer_" + "".join(char if char.isalnum() or char in "-." else "_" for char in path)
 
 
+def _read_manifest(path, what, *required):
+    """A manifest file as a dict, None when there is none; a `RunFolderError` when it is not one of ours."""
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise RunFolderError(f"cannot read {path}: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or any(key not in manifest
+                                                                                 for key in required):
+        raise RunFolderError(f"{path} is not a maco-keras {what} (format {FORMAT})")
+    return manifest
+
+
 class ModelRoot:
     """A folder of run folders, one per layer of one model (`maco-keras visualize --layer A,B,C`).
 
@@ -203,14 +217,9 @@ class ModelRoot:
 
     def read(self):
         """The model manifest as a dict, or None when the folder has none."""
-        if not self.path.exists():
+        manifest = _read_manifest(self.path, "model manifest", "layers")
+        if manifest is None:
             return None
-        try:
-            manifest = json.loads(self.path.read_text())
-        except (OSError, ValueError) as error:
-            raise RunFolderError(f"cannot read {self.path}: {error}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "layers" not in manifest:
-            raise RunFolderError(f"{self.path} is not a maco-keras model manifest (format {FORMAT})")
         # Processes that add layers at the same time may each rewrite the list without the
         # other's (no locks): a layer's run folder is found all the same.
         listed = {entry["folder"] for entry in manifest["layers"]}
@@ -273,15 +282,7 @@ class RunFolder:
         self.path = self.folder / MANIFEST
 
     def _description(self):
-        if not self.path.exists():
-            return None
-        try:
-            manifest = json.loads(self.path.read_text())
-        except (OSError, ValueError) as error:
-            raise RunFolderError(f"cannot read {self.path}: {error}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise RunFolderError(f"{self.path} is not a maco-keras manifest (format {FORMAT})")
-        return manifest
+        return _read_manifest(self.path, "manifest")
 
     def read(self):
         """The manifest with every unit's state merged in ("units": {u: entry}), or None when there is none."""
