@@ -189,13 +189,11 @@ def _feature_model(model, outputs, redirect_relu=False):
 
 
 def _model_input_shape(model, name="objective"):
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, list):
-        shape = shape[0]
+    shape = taps.input_shape(model)
     if shape is None or len(shape) != 4 or any(dim is None for dim in shape[1:]):
         raise ValueError(
             f"`{name}`'s model must have a known input shape (batch, height, width, channels), got {shape}. "
-            "Build it with a fixed `keras.Input(shape=(h, w, c))`."
+            "Build it with a fixed `keras.Input(shape=(h, w, c))`, or `model.build((None, h, w, c))`."
         )
     return tuple(int(dim) for dim in shape[1:])
 

@@ -209,11 +209,17 @@ class Tap:
         return len(self.shape) + 1
 
 
-def _input_shape(model):
-    shape = getattr(model, "input_shape", None)
+def input_shape(model):
+    """The model's input shape with its batch axis: a functional model's `input_shape`, or the shape
+    a subclassed model was built with (`model.build(shape)`); None when neither is known."""
+    try:
+        shape = model.input_shape
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic input
+        shapes = list((getattr(model, "_build_shapes_dict", None) or {}).values())
+        shape = shapes[0] if len(shapes) == 1 else None
     if isinstance(shape, list):
         shape = shape[0]
-    return shape
+    return None if shape is None else tuple(shape)
 
 
 _TAPS = weakref.WeakKeyDictionary()  # model -> {path: Tap}
@@ -247,19 +253,21 @@ def tap(model, spec, parameter="layer"):
         path = f"{path}:{index}"
     cached = _TAPS.setdefault(model, {})
     if path not in cached:
-        shape = _input_shape(model)
+        shape = input_shape(model)
         if shape is None or len(shape) < 2 or any(dim is None for dim in shape[1:]):
             raise ValueError(f"expected a model with a known input shape, received: {parameter}={spec} "
                              f"in a model whose input shape is {shape}")
         outputs = []
 
         def forward(images):
+            outputs.clear()  # a trace may run twice (a subclassed model's first call): keep the last
             with recording([] if layer is None else [layer]) as records:
                 result = model(images, training=False)
             outputs.extend([result] if layer is None else records[id(layer)])
             return tf.zeros(())
 
-        tf.function(forward).get_concrete_function(tf.TensorSpec((1,) + tuple(shape[1:]), model.inputs[0].dtype))
+        dtype = getattr(model.inputs[0], "dtype", "float32") if getattr(model, "inputs", None) else "float32"
+        tf.function(forward).get_concrete_function(tf.TensorSpec((1,) + tuple(shape[1:]), dtype))
         _check_calls(path, outputs, parameter)
         output = outputs[0]
         if isinstance(output, (tuple, list)) and index is not None:
@@ -274,7 +282,8 @@ def tap(model, spec, parameter="layer"):
                              f"which returns {type(output).__name__}")
         name = path
         if layer is None:
-            producer = getattr(model.outputs[0], "_keras_history", None) if model.outputs else None
+            outputs = getattr(model, "outputs", None) or []  # a subclassed model has no symbolic outputs
+            producer = getattr(outputs[0], "_keras_history", None) if outputs else None
             name = producer.operation.name if producer is not None else path
         cached[path] = Tap(weakref.ref(model), path, layer, tuple(output.shape[1:]), name, index)
     return cached[path]

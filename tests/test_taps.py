@@ -159,3 +159,26 @@ def test_composition_with_xplique_objectives_on_a_nested_model(tiny_model):
     visualization = maco_keras.maco(objective, return_visualization=True, **KW)
     assert visualization.images.shape == (2, 40, 40, 3)
     assert visualization.names == ["Channel#base/conv2_1 & Neuron#head_0", "Channel#base/conv2_2 & Neuron#head_0"]
+
+
+class SubclassedNet(keras.Model):
+    """A subclassed model: no symbolic inputs or outputs, only the shape it was built with."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(4, 3, name="conv")
+        self.head = keras.layers.Dense(3, name="head")
+
+    def call(self, x):
+        return self.head(keras.ops.mean(self.conv(x), axis=(1, 2)))
+
+
+def test_a_subclassed_model_built_with_a_shape():
+    keras.utils.set_random_seed(0)
+    model = SubclassedNet()
+    model.build((None, 32, 32, 3))
+    assert [path for path, _ in taps.layer_paths(model)] == ["conv", "head"]
+    assert taps.tap(model, "conv").shape == (30, 30, 4) and taps.tap(model, None).shape == (3,)
+    visualization = maco_keras.maco(objectives.channel(model, "conv", [1]) + objectives.logit(model, 2),
+                                    return_visualization=True, **KW)
+    assert visualization.names == ["Channel#conv_1 & Neuron#output_2"] and visualization.images.shape == (1, 40, 40, 3)
