@@ -270,7 +270,10 @@ def tap(model, spec, parameter="layer"):
         tf.function(forward).get_concrete_function(tf.TensorSpec((1,) + tuple(shape[1:]), dtype))
         _check_calls(path, outputs, parameter)
         output = outputs[0]
-        if isinstance(output, (tuple, list)) and index is not None:
+        if index is not None and not isinstance(output, (tuple, list)):
+            raise ValueError(f"expected a layer that returns several tensors with an output index, received: "
+                             f"{parameter}={path}, which returns one (name it without :{index})")
+        if index is not None:
             if index >= len(output):
                 raise ValueError(f"expected an output index below {len(output)}, received: {parameter}={path}")
             output = output[index]
@@ -282,8 +285,8 @@ def tap(model, spec, parameter="layer"):
                              f"which returns {type(output).__name__}")
         name = path
         if layer is None:
-            outputs = getattr(model, "outputs", None) or []  # a subclassed model has no symbolic outputs
-            producer = getattr(outputs[0], "_keras_history", None) if outputs else None
+            symbolic = getattr(model, "outputs", None) or []  # a subclassed model has no symbolic outputs
+            producer = getattr(symbolic[0], "_keras_history", None) if symbolic else None
             name = producer.operation.name if producer is not None else path
         cached[path] = Tap(weakref.ref(model), path, layer, tuple(output.shape[1:]), name, index)
     return cached[path]

@@ -57,13 +57,14 @@ def test_paths_reach_nested_and_subclassed_layers(tiny_model):
 
 
 @pytest.mark.parametrize("spec, message", [
+    ("base/conv1:1", "which returns one"),
     ("conv", "closest: conv2, conv1"),
     ("base/conv9", "closest: base/conv2, base/conv1"),
     ("", "expected a layer name, path or index"),
 ])
 def test_a_missing_layer_names_the_closest(tiny_model, spec, message):
     with pytest.raises(ValueError, match=message):
-        taps.find(nested(tiny_model), spec)
+        taps.tap(nested(tiny_model), spec)
 
 
 def test_an_ambiguous_bare_name_lists_the_paths():
