@@ -4,8 +4,6 @@ All return Xplique `Objective`s, so they compose (`+`, `*`) with any other objec
 and go to `maco`, `visualize`, `fourier` or `pixel` unchanged.
 """
 
-import weakref
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -43,22 +41,13 @@ def feature_inversion(model, layer, reference_images, cossim_pow=2.0):
                                 names=[f"Inversion#{layer}_{i}" for i in range(len(activations))])
 
 
-_LAYER_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {path: compiled images -> outputs}
-
-
 def layer_outputs(model, layer, images, batch_size=32):
     """`layer`'s outputs (a name, path or index; see `taps.find`) for images, resized to the model input.
 
     Returns:
         float32 array (N, *layer output shape).
     """
-    tap = objectives.layer_tap(model, layer)
-    per_model = _LAYER_FUNCTIONS.setdefault(model, {})
-    if tap.path not in per_model:
-        capture = taps.FeatureCapture(model, [tap])
-        # In a graph, the model's layers after `layer` are pruned.
-        per_model[tap.path] = tf.function(lambda batch: capture(batch)[0])
-    forward = per_model[tap.path]
+    forward = taps.output_function(objectives.layer_tap(model, layer))
     height, width = model.input_shape[1:3]
     images = np.asarray(images, np.float32)
     outputs = [forward(tf.image.resize(images[start:start + batch_size], (height, width))).numpy()

@@ -94,13 +94,10 @@ function render() {
   document.getElementById("previous").disabled = page === 0;
   document.getElementById("next").disabled = page >= pages - 1;
 }
-// A number matches a unit's number (or a number in its name) exactly; other words match within the name.
-function matching(words) {
-  return units.filter(u => words.every(w => u.search.split(" ").some(part => part === w || (isNaN(w) && part.includes(w)))));
-}
+{{ matching_script|safe }}
 search.addEventListener("input", () => {
-  const words = search.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
-  matches = words.length ? matching(words) : units;
+  const words = searchWords(search.value);
+  matches = words.length ? matching(units, words) : units;
   page = 0;
   render();
 });
@@ -145,6 +142,15 @@ toggle.addEventListener("click", () => {
 </body></html>
 """
 
+
+# The search of a layer's index and of a model page: a number matches a unit's number (or a
+# number in its name) exactly, other words match within the unit's layer and name.
+_MATCHING_SCRIPT = """
+function searchWords(text) { return text.trim().toLowerCase().split(/\\s+/).filter(Boolean); }
+function matching(units, words) {
+  return units.filter(u => words.every(w => u.search.split(" ").some(part => part === w || (isNaN(w) && part.includes(w)))));
+}
+"""
 
 # Cards drawn per page of a layer's index (the rest are a click, or a search, away).
 PAGE_SIZE = 120
@@ -305,6 +311,7 @@ class AtlasJob:
         listed = [{"n": unit["number"], "name": unit["name"], "search": unit["search"]} for unit in units]
         index = environment.from_string(_INDEX).render(
             title=title, style=_STYLE, count=len(units), units_json=script_json(listed), page_size=PAGE_SIZE,
+            matching_script=_MATCHING_SCRIPT,
             layer=manifest["layer"], kind=kind, parent=self.parent,
             method=settings.get("method"), steps=settings.get("steps"), pending=pending)
         results.write_atomic(self.folder / "index.html", index.encode())
@@ -333,12 +340,13 @@ const units = JSON.parse(document.getElementById("units").textContent);
 const search = document.getElementById("search"), found = document.getElementById("results");
 const layers = document.getElementById("layers");
 const LIMIT = 200;
+{{ matching_script|safe }}
 search.addEventListener("input", () => {
-  const words = search.value.trim().toLowerCase().split(/\\s+/).filter(Boolean);
+  const words = searchWords(search.value);
   found.replaceChildren();
   layers.hidden = words.length > 0;
   if (!words.length) return;
-  const hits = units.filter(u => words.every(w => u.search.split(" ").some(part => part === w || part.includes(w) && isNaN(w))));
+  const hits = matching(units, words);
   for (const unit of hits.slice(0, LIMIT)) {
     const card = document.createElement("a");
     card.className = "card result";
@@ -406,7 +414,8 @@ class ModelAtlasJob:
                               "thumb": f"{entry['folder']}/thumbs/unit_{unit['number']}.jpg",
                               "search": f"{entry['layer'].lower()} {unit['search']}"})
         page = Environment(autoescape=True).from_string(_MODEL_PAGE).render(
-            title=self.title, style=_STYLE, layers=layers, total=len(index), index_json=script_json(index))
+            title=self.title, style=_STYLE, layers=layers, total=len(index), index_json=script_json(index),
+            matching_script=_MATCHING_SCRIPT)
         results.write_atomic(self.folder / "index.html", page.encode())
         print(f"model atlas of {len(layers)} layers: {self.folder / 'index.html'}", flush=True)
         return 0

@@ -164,8 +164,7 @@ def dataset_examples(model, layer, kind, folder, values_range, units, top=6, bat
 
     paths = image_paths(folder)
     height, width = model.input_shape[1:3]
-    capture = taps.FeatureCapture(model, [objectives.layer_tap(model, None if kind == "logit" else layer)])
-    features = tf.function(lambda images: capture(images)[0])  # in a graph: the layers after it are pruned
+    features = taps.output_function(objectives.layer_tap(model, None if kind == "logit" else layer))
     low, high = values_range
     units = list(units)
     running = RunningTop(top, len(units))

@@ -151,6 +151,7 @@ def clear_feature_models():
     """Forgets the feature models built from users' models."""
     _FEATURE_MODELS.clear()
     _REDIRECTED_MODELS.clear()
+    taps.clear_caches()
 
 
 _REDIRECTED_MODELS = weakref.WeakKeyDictionary()

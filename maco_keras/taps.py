@@ -328,3 +328,25 @@ class FeatureCapture:
             _check_calls(tap.path, recorded)
             outputs.append(recorded[0] if tap.output_index is None else recorded[0][tap.output_index])
         return outputs
+
+
+_OUTPUT_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {path: compiled images -> the tap's output}
+
+
+def output_function(tap):
+    """A compiled `images -> tap's output` for `tap`'s model, built once per (model, path).
+
+    In its graph the model's layers after the tap feed nothing and are pruned, so it costs a
+    model cut at the layer.
+    """
+    per_model = _OUTPUT_FUNCTIONS.setdefault(tap.model, {})
+    if tap.path not in per_model:
+        capture = FeatureCapture(tap.model, [tap])
+        per_model[tap.path] = tf.function(lambda images: capture(images)[0])
+    return per_model[tap.path]
+
+
+def clear_caches():
+    """Forgets the compiled output functions built for users' models. The taps are kept: objectives
+    already built hold them, and a feature model is keyed by its taps' identity."""
+    _OUTPUT_FUNCTIONS.clear()
