@@ -1,7 +1,8 @@
 """Random augmentations applied at every optimization step: crops and additive noise.
 
-All randomness is stateless (`tf.random.stateless_*`) and keyed by (seed, step), so the
-same seed gives the same augmentations on every run and every device.
+All randomness is stateless (`tf.random.stateless_*`) and keyed per image by (seed, step,
+its unit; see `seeding`), so an image's crops and noise are the same on every run and
+device, and whatever other images share its batch.
 
 Crops are cut with `tf.image.crop_and_resize` semantics, but never with that op's own
 gradient: on CPU, `CropAndResizeGradImage` lets the threads of crops of one image race
@@ -22,6 +23,7 @@ from typing import Tuple, Union
 import tensorflow as tf
 
 from . import native
+from . import seeding
 from .seeding import RNG
 
 
@@ -185,7 +187,7 @@ def crop_and_resize_crop_major(images, boxes, num_crops, output_size):
     Returns:
         tensor (K * N, h, w, C).
     """
-    num_images, height, width, channels = images.shape
+    num_images = images.shape[0]
     image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
 
     @tf.custom_gradient
@@ -193,39 +195,77 @@ def crop_and_resize_crop_major(images, boxes, num_crops, output_size):
         crops = tf.image.crop_and_resize(images, boxes, image_indices, output_size)
 
         def gradient(upstream):
-            if images.dtype == tf.float32 and native.runs_on_cpu(upstream):
-                total = native.crop_and_resize_grad_image(upstream, boxes, image_indices, (num_images, height, width))
-                if total is not None:
-                    return total, tf.zeros_like(boxes)
-            # Crops k*N .. k*N+N-1 hit N different images: no two threads share an image
-            # within one kernel call, and the while loop fixes the order of the sums.
-            upstream = tf.reshape(upstream, (num_crops, num_images, *output_size, channels))
-            boxes_by_crop = tf.reshape(boxes, (num_crops, num_images, 4))
-
-            def body(k, total):
-                return k + 1, total + tf.raw_ops.CropAndResizeGradImage(
-                    grads=upstream[k], boxes=boxes_by_crop[k], box_ind=tf.range(num_images, dtype=tf.int32),
-                    image_size=[num_images, height, width, channels], T=images.dtype)
-
-            _, total = tf.while_loop(lambda k, _: k < num_crops, body, [tf.constant(0), tf.zeros_like(images)])
-            return total, tf.zeros_like(boxes)
+            return crop_gradient(upstream, boxes, num_crops, images.shape, images.dtype), tf.zeros_like(boxes)
 
         return crops, gradient
 
     return crop(images, boxes)
 
 
-def add_noise(seed, images, uniform_amplitude, gaussian_std):
-    """Adds U(-a, a) and N(0, std) noise (either may be 0), keyed by a stateless seed."""
-    seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
-    shape = tf.shape(images)
+def crop_gradient(upstream, boxes, num_crops, images_shape, dtype=tf.float32, gather=False):
+    """The images' gradient from their crops' gradient: the adjoint of cutting `boxes`.
+
+    Each image's crops are summed in crop order, in one call, so the result's bits depend
+    only on the crops' gradients and boxes, not on how they were computed (all at once or
+    in chunks).
+
+    Args:
+        upstream: tensor (K * N, h, w, C), the gradient at crops in crop-major order.
+        boxes: float32 tensor (K * N, 4), their boxes.
+        num_crops: K.
+        images_shape: (N, H, W, C).
+        gather: the crops were cut with `crop_and_resize_gather` (XLA), not CropAndResize.
+
+    Returns:
+        tensor (N, H, W, C).
+    """
+    num_images, height, width, channels = images_shape
+    output_size = tuple(upstream.shape[1:3])
+    if gather:
+        # Linear in the image: the gradient of cutting zeros is the gradient of cutting anything.
+        zeros = tf.zeros(images_shape, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(zeros)
+            crops = crop_and_resize_gather(zeros, boxes, tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops]),
+                                           output_size)
+        return tape.gradient(crops, zeros, output_gradients=upstream)
+    if dtype == tf.float32 and native.runs_on_cpu(upstream):
+        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+        total = native.crop_and_resize_grad_image(upstream, boxes, image_indices, (num_images, height, width))
+        if total is not None:
+            return total
+    # Crops k*N .. k*N+N-1 hit N different images: no two threads share an image
+    # within one kernel call, and the while loop fixes the order of the sums.
+    upstream = tf.reshape(upstream, (num_crops, num_images, *output_size, channels))
+    boxes_by_crop = tf.reshape(boxes, (num_crops, num_images, 4))
+
+    def body(k, total):
+        return k + 1, total + tf.raw_ops.CropAndResizeGradImage(
+            grads=upstream[k], boxes=boxes_by_crop[k], box_ind=tf.range(num_images, dtype=tf.int32),
+            image_size=[num_images, height, width, channels], T=dtype)
+
+    _, total = tf.while_loop(lambda k, _: k < num_crops, body, [tf.constant(0), tf.zeros(images_shape, dtype)])
+    return total
+
+
+def add_noise(seeds, images, uniform_amplitude, gaussian_std):
+    """Adds U(-a, a) and N(0, std) noise (either may be 0) to each image, image i's keyed by `seeds[i]`.
+
+    Args:
+        seeds: int32 tensor (N, 2), one stateless seed per image.
+        images: tensor (N, ...).
+        uniform_amplitude, gaussian_std: scalars.
+    """
+    seeds = seeding.split(seeds, 2)
+    shape = images.shape[1:]
 
     def uniform():
-        noise = uniform_amplitude * tf.random.stateless_uniform(shape, seed_uniform, -1.0, 1.0, alg=RNG)
-        return images + tf.cast(noise, images.dtype)
+        noise = seeding.per_unit(lambda seed: tf.random.stateless_uniform(shape, seed, -1.0, 1.0, alg=RNG), seeds[:, 0])
+        return images + tf.cast(uniform_amplitude * noise, images.dtype)
 
     def gaussian(noisy):
-        return noisy + tf.cast(gaussian_std * tf.random.stateless_normal(shape, seed_gaussian, alg=RNG), images.dtype)
+        noise = seeding.per_unit(lambda seed: tf.random.stateless_normal(shape, seed, alg=RNG), seeds[:, 1])
+        return noisy + tf.cast(gaussian_std * noise, images.dtype)
 
     # A term whose amplitude is 0 at this step is not drawn at all: drawing an image's worth
     # of random numbers costs about as much as cutting its crops.
@@ -233,42 +273,48 @@ def add_noise(seed, images, uniform_amplitude, gaussian_std):
     return tf.cond(tf.not_equal(gaussian_std, 0.0), lambda: gaussian(noisy), lambda: tf.identity(noisy))
 
 
-def draw(seed, images, num_crops, augmentation, scale, uniform_amplitude, gaussian_std):
+def draw(seeds, images, num_crops, augmentation, scale, uniform_amplitude, gaussian_std):
     """This step's random draws, shared by every chunk of crops and every replica.
 
-    Drawing everything for the whole step from one (seed, step) key, then cutting any
-    slice of the crops with `cut`, is what makes a step's crops the same whether they are
-    processed at once, in chunks or split across the replicas of a `tf.distribute`
-    strategy.
+    Each image's draws come from its own seed (its unit's; see `seeding`), so they do not
+    depend on the other images of the batch. Drawing everything for the whole step, then
+    cutting any slice of the crops with `cut`, is what makes a step's crops the same
+    whether they are processed at once, in chunks or split across the replicas of a
+    `tf.distribute` strategy.
 
     Args:
-        seed: int32 tensor (2,), this step's seed.
+        seeds: int32 tensor (N, 2), each image's seed for this step.
         images: tensor (N, H, W, C).
         num_crops: K, crops per image.
         augmentation: an `Augmentation`.
         scale, uniform_amplitude, gaussian_std: this step's scalars.
 
     Returns:
-        (images, boxes, crop_noise_seed): the images with their image-level noise (the
+        (images, boxes, crop_noise_seeds): the images with their image-level noise (the
         paper's order; unchanged when the noise is on the crops), the float32 boxes
-        (K * N, 4) in crop-major order, and the seed of the per-crop noise.
+        (K * N, 4) in crop-major order, and each image's seed (N, 2) of its crops' noise.
     """
     num_images = images.shape[0]
-    seed_boxes, seed_noise, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
+    seeds = seeding.split(seeds, 3)  # per image: its boxes', its noise's and its flips' seeds
     if augmentation.noise_on == "image":
-        images = add_noise(seed_noise, images, uniform_amplitude, gaussian_std)
-    boxes = sample_boxes(seed_boxes, num_crops * num_images, scale, augmentation)
-    if augmentation.flip:
-        boxes = flip_boxes(seed_flip, boxes)
-    return images, boxes, seed_noise
+        images = add_noise(seeds[:, 1], images, uniform_amplitude, gaussian_std)
+
+    def image_boxes(image_seeds):
+        boxes = sample_boxes(image_seeds[0], num_crops, scale, augmentation)
+        return flip_boxes(image_seeds[2], boxes) if augmentation.flip else boxes
+
+    boxes = seeding.per_unit(image_boxes, seeds)
+    # (N, K, 4) -> crop-major (K * N, 4): box k * N + i is image i's k-th.
+    boxes = tf.reshape(tf.transpose(boxes, (1, 0, 2)), (num_crops * num_images, 4))
+    return images, boxes, seeds[:, 1]
 
 
-def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_noise_seed, uniform_amplitude,
+def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_noise_seeds, uniform_amplitude,
         gaussian_std, gather=False):
     """Crops `first_crop .. first_crop + num_crops - 1` of every image, in crop-major order.
 
     Args:
-        images, boxes, crop_noise_seed: from `draw`.
+        images, boxes, crop_noise_seeds: from `draw`.
         first_crop: int or scalar int32 tensor, the first crop index k of the slice.
         num_crops: static size of the slice.
         output_size: (h, w) of the model input.
@@ -280,27 +326,31 @@ def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_no
         tensor (num_crops * N, h, w, C).
     """
     num_images, channels = images.shape[0], images.shape[-1]
-    first_crop = tf.cast(first_crop, tf.int32)
-    boxes = tf.slice(tf.reshape(boxes, (-1, num_images, 4)), tf.stack([first_crop, 0, 0]), [num_crops, num_images, 4])
-    boxes = tf.reshape(boxes, (num_crops * num_images, 4))
+    boxes = crop_slice(boxes, num_images, first_crop, num_crops)
     if gather:
         image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
         crops = crop_and_resize_gather(images, boxes, image_indices, output_size)
     else:
         crops = crop_and_resize_crop_major(images, boxes, num_crops, output_size)
     if augmentation.noise_on == "crops":
-        # One key per crop index k, so that a crop's noise does not depend on the slice it is in.
-        def row_noise(k):
-            zeros = tf.zeros((num_images, *output_size, channels), images.dtype)
-            return add_noise(tf.random.experimental.stateless_fold_in(crop_noise_seed, k, alg=RNG), zeros,
-                             uniform_amplitude, gaussian_std)
-
-        noise = tf.map_fn(row_noise, first_crop + tf.range(num_crops), fn_output_signature=images.dtype)
-        crops += tf.reshape(noise, tf.shape(crops))
+        # Crop k of image i is keyed by (its image's seed, k): the same in whatever slice it is cut.
+        indices = tf.cast(first_crop, tf.int32) + tf.range(num_crops)
+        seeds = tf.reshape(tf.map_fn(
+            lambda k: seeding.per_unit(lambda seed: tf.random.experimental.stateless_fold_in(seed, k, alg=RNG),
+                                       crop_noise_seeds, tf.TensorSpec((2,), tf.int32)),
+            indices, fn_output_signature=tf.TensorSpec((num_images, 2), tf.int32)), (num_crops * num_images, 2))
+        crops = add_noise(seeds, crops, uniform_amplitude, gaussian_std)
     return crops
 
 
-def augment(seed, images, num_crops, output_size, augmentation, scale, uniform_amplitude, gaussian_std,
+def crop_slice(boxes, num_images, first_crop, num_crops):
+    """Boxes of crops `first_crop .. first_crop + num_crops - 1` of every image, from all (K * N, 4)."""
+    first_crop = tf.cast(first_crop, tf.int32)
+    boxes = tf.slice(tf.reshape(boxes, (-1, num_images, 4)), tf.stack([first_crop, 0, 0]), [num_crops, num_images, 4])
+    return tf.reshape(boxes, (num_crops * num_images, 4))
+
+
+def augment(seeds, images, num_crops, output_size, augmentation, scale, uniform_amplitude, gaussian_std,
             gather=False):
     """The crops fed to the model at one step, in crop-major order: `draw`, then `cut` them all.
 
@@ -308,7 +358,7 @@ def augment(seed, images, num_crops, output_size, augmentation, scale, uniform_a
     holds one crop of every image, which is what Xplique objectives' masks expect.
 
     Args:
-        seed: int32 tensor (2,), this step's seed.
+        seeds: int32 tensor (N, 2), each image's seed for this step (see `seeding.unit_seeds`).
         images: tensor (N, H, W, C).
         num_crops: K, crops per image.
         output_size: (h, w) of the model input.
@@ -319,7 +369,7 @@ def augment(seed, images, num_crops, output_size, augmentation, scale, uniform_a
     Returns:
         tensor (K * N, h, w, C).
     """
-    images, boxes, crop_noise_seed = draw(seed, images, num_crops, augmentation, scale, uniform_amplitude,
-                                          gaussian_std)
-    return cut(images, boxes, 0, num_crops, output_size, augmentation, crop_noise_seed, uniform_amplitude,
+    images, boxes, crop_noise_seeds = draw(seeds, images, num_crops, augmentation, scale, uniform_amplitude,
+                                           gaussian_std)
+    return cut(images, boxes, 0, num_crops, output_size, augmentation, crop_noise_seeds, uniform_amplitude,
                gaussian_std, gather=gather)

@@ -242,7 +242,7 @@ class VisualizeJob:
                              f"received: --image-size={args.image_size}")
         if args.preset not in (None, "paper") and args.method != "maco":
             raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
-        from maco_keras import presets
+        from maco_keras import presets, seeding
 
         if args.preset is None:
             # maco's defaults; the baselines have no schedules, which manifests have always called "paper".
@@ -255,7 +255,7 @@ class VisualizeJob:
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
                     "relu_redirect_steps": args.relu_redirect_steps, "preset": args.preset,
                     "contrast": presets.PRESETS[args.preset]["contrast"] if args.method == "maco" else None,
-                    "weights": args.weights if loaded.values_range is not None else None}
+                    "weights": args.weights if loaded.values_range is not None else None, "draws": seeding.DRAWS}
         self.is_root = args.layer is not None and (len(self.layers) > 1 or any(c in args.layer for c in ",*?["))
         if self.is_root:
             folders = results.ModelRoot(args.out).open(loaded.source, [

@@ -68,8 +68,8 @@ class CompiledObjective:
             groups.append(dataclasses.replace(self, masks=masks, names=list(self.names[start:stop]), key=key))
         return groups
 
-    def scores(self, outputs, masks, multipliers, num_crops):
-        """Per-objective scores, averaged over crops: what is maximized, and the same in the units' own values.
+    def scores(self, outputs, masks, multipliers, num_crops, total_crops=None):
+        """Per-objective scores of some crops of a step: what is maximized, and the same in the units' own values.
 
         Xplique's `neuron` and `channel` objectives average `output * mask` over the whole
         layer output: a logit shows as the logit divided by the number of outputs. The
@@ -77,15 +77,23 @@ class CompiledObjective:
         so a logit reads as the logit and a channel as its spatial mean. The loss keeps
         Xplique's scale, so the optimization is unchanged.
 
+        Each crop counts `multiplier / total_crops`, a weight that does not depend on how
+        the step's crops are split: a crop's gradient is then the same bits whether it is
+        scored alone, in a chunk or with all the step's crops.
+
         Args:
-            outputs: list of model outputs for K * N crops in crop-major order.
+            outputs: list of model outputs for num_crops * N crops in crop-major order.
             masks: list of mask tensors (N, ...), multipliers: tensor (num_sub,).
-            num_crops: K.
+            num_crops: the crops per objective in `outputs`.
+            total_crops: K, the step's crops per objective (default `num_crops`): with all
+                K the results are means over the step's crops, with a part of them that
+                part's share of the means.
 
         Returns:
             (loss, values): float32 tensors (N,), each the sum over sub-objectives of
-            multiplier * mean over crops.
+            multiplier * the sum over these crops of score / K.
         """
+        total_crops = num_crops if total_crops is None else total_crops
         num_objectives = self.num_objectives
         total = tf.zeros((num_objectives,), tf.float32)
         values = tf.zeros((num_objectives,), tf.float32)
@@ -94,12 +102,13 @@ class CompiledObjective:
             mask = tf.cast(tf.tile(masks[index], [num_crops] + [1] * (masks[index].shape.rank - 1)), output.dtype)
             score = tf.cast(func(output, mask), tf.float32)
             if score.shape.rank == 0:
-                # A reducer that already averages over the batch (Xplique's `layer`).
-                score = tf.fill((num_objectives,), score)
+                # A reducer that already averages over the batch (Xplique's `layer`): these crops' share.
+                part = tf.fill((num_objectives,), multipliers[index] * score * (num_crops / total_crops))
             else:
-                score = tf.reduce_mean(tf.reshape(score, (num_crops, num_objectives, -1)), axis=(0, 2))
-            total += multipliers[index] * score
-            values += multipliers[index] * score * self._unit_scale(func, masks[index])
+                weight = multipliers[index] / total_crops
+                part = tf.reduce_sum(weight * tf.reshape(score, (num_crops, num_objectives, -1)), axis=(0, 2))
+            total += part
+            values += part * self._unit_scale(func, masks[index])
         return total, values
 
     @staticmethod

@@ -2,10 +2,15 @@
 
 One `OptimizationLoop` exists per (parameterization, objective structure, crops,
 augmentation, optimizer configuration, XLA flag). Its `tf.function` runs a whole chunk
-of steps in a `tf.while_loop`; everything that may change between calls (seed, masks,
-multipliers, per-step schedules) is a tensor argument with a fixed signature, so the
-loop is traced once and reused by every later call with the same shapes. Python runs
-once per chunk (to update the progress bar), never per step.
+of steps in a `tf.while_loop`; everything that may change between calls (seed, units'
+keys, masks, multipliers, per-step schedules) is a tensor argument with a fixed
+signature, so the loop is traced once and reused by every later call with the same
+shapes. Python runs once per chunk (to update the progress bar), never per step.
+
+The pieces, each on its own: `LoopSettings` (what a run asks for, validated), `steps.Step`
+(one step on every replica of a strategy), `chunks.CropChunks` (a replica's crops,
+`crop_chunk` at a time) and `OptimizationLoop` here (the run: state, compiled loop,
+progress, snapshots).
 """
 
 import collections
@@ -21,9 +26,10 @@ import numpy as np
 import tensorflow as tf
 
 from . import augmentation as augmentation_lib
-from . import models
 from . import objective as objective_lib
+from . import parameterization as parameterization_lib
 from . import seeding
+from . import steps as steps_lib
 from . import validation
 
 
@@ -210,7 +216,7 @@ class LoopSettings:
                                  f"received: optimizer learning_rate={optimizer._learning_rate!r}")
             learning_rates = schedule("learning_rate", learning_rate, steps)
         frequency_cutoffs = coarse_to_fine_cutoffs(coarse_to_fine, steps)
-        split_crops(crops, resolve_strategy(strategy), crop_chunk)
+        steps_lib.split_crops(crops, steps_lib.resolve_strategy(strategy), crop_chunk)
         if isinstance(relu_redirect_steps, bool) or not isinstance(relu_redirect_steps, int) or relu_redirect_steps < 0:
             raise ValueError(f"expected an int >= 0, received: relu_redirect_steps={relu_redirect_steps!r}")
         return cls(steps, crops, seed, crop_scales, schedule("uniform_noise", uniform_noise, steps),
@@ -243,21 +249,6 @@ def coarse_to_fine_cutoffs(coarse_to_fine, steps):
     return np.minimum(1.0, np.arange(1, steps + 1) / open_steps).astype(np.float32)
 
 
-def coarse_to_fine_gradients(gradients, radii, cutoff):
-    """The gradients with those of frequencies whose radius is above `cutoff` set to 0.
-
-    Those frequencies' optimizer moments then stay 0 and they keep their phase until the
-    cutoff reaches them.
-
-    Args:
-        gradients: the gradients of the trainable weights.
-        radii: per weight, its frequencies' radii as a float32 tensor broadcastable to it,
-            or None (not frequencies: its gradient is kept whole).
-        cutoff: scalar float32 tensor, this step's cutoff.
-    """
-    return [g if radius is None else g * tf.cast(radius <= cutoff, g.dtype) for g, radius in zip(gradients, radii)]
-
-
 def snapshot_list(snapshot_steps, steps):
     """`snapshot_steps` as a sorted tuple of distinct ints in [1, steps], or an error naming it."""
     try:
@@ -282,42 +273,6 @@ def optimizer_key(optimizer):
     return type(optimizer).__name__, json.dumps(config, sort_keys=True, default=str)
 
 
-def resolve_strategy(strategy):
-    """`strategy` or, for None, the current one (the default, single-device one unless in a scope)."""
-    if strategy is None:
-        return tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.Strategy):
-        raise TypeError(
-            f"expected a tf.distribute.Strategy or None, received: strategy={strategy!r} ({type(strategy).__name__})")
-    return strategy
-
-
-def is_tpu(strategy):
-    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
-
-
-def split_crops(num_crops, strategy, crop_chunk):
-    """Validates how a step's K crops are shared; returns (crops per replica, crops per chunk).
-
-    Each replica takes K / R consecutive crop indices and processes them `crop_chunk` at a
-    time (default: all at once), so both must divide evenly: shapes stay static.
-    """
-    replicas = strategy.num_replicas_in_sync
-    if num_crops % replicas:
-        raise ValueError(
-            f"expected `crops` divisible by the {replicas} replicas of `strategy` (each replica takes an equal "
-            f"share of a step's crops), received: crops={num_crops}")
-    per_replica = num_crops // replicas
-    if crop_chunk is None:
-        return per_replica, per_replica
-    crop_chunk = validation.positive_int("crop_chunk", crop_chunk)
-    if per_replica % crop_chunk:
-        raise ValueError(
-            f"expected `crop_chunk` to divide the {per_replica} crops per image each replica processes per step, "
-            f"received: crop_chunk={crop_chunk}")
-    return per_replica, crop_chunk
-
-
 # A verbose run pauses for its progress bar at most this many times: after every step up
 # to this many steps, then every ceil(steps / PROGRESS_UPDATES) steps.
 PROGRESS_UPDATES = 50
@@ -326,14 +281,12 @@ PROGRESS_UPDATES = 50
 class OptimizationLoop:
     """A traced-once optimization loop over one parameterization and one objective structure.
 
-    One step: render the N images, draw the step's boxes and noise from (seed, step), and
-    take the crops' gradient with respect to the images. With a `tf.distribute` strategy
-    each replica takes its own slice of the crops (data parallelism over crops, every
-    replica drawing the same boxes and noise); within a replica the crops are processed
-    `crop_chunk` at a time with the image gradients summed in a fixed order, which bounds
-    the memory of the model's activations. The image gradient is then pulled back through
-    the parameterization once, and the replicas' phase gradients are summed by the
-    optimizer, whose state and the phase are mirrored.
+    The loop holds a `steps.Step` (one step's gradients and update, on every replica) and
+    the run's state: the transparency's running sum and the scores of every step. Its
+    `tf.function` runs a chunk of steps in a `tf.while_loop`, stopping at the first
+    non-finite loss or gradient; everything that changes between calls (seed, units' keys,
+    masks, multipliers, per-step schedules) is a tensor argument with a fixed signature, so
+    it is traced once and reused by later calls with the same shapes.
 
     Args:
         parameterization: an `ImageParameterization` (its trainable weights are optimized),
@@ -346,40 +299,25 @@ class OptimizationLoop:
         jit_compile: compile the loop with XLA (faster on GPU; slower on CPU).
         strategy: a `tf.distribute.Strategy` (default: the current one).
         crop_chunk: crops per image processed at once by a replica (default: all).
+        relu_redirect_steps, learning_rate_schedule, coarse_to_fine: see `LoopSettings`.
     """
 
     def __init__(self, parameterization, objective, num_crops, augmentation, optimizer, jit_compile=False,
                  strategy=None, crop_chunk=None, relu_redirect_steps=0, learning_rate_schedule=False,
                  coarse_to_fine=False):
         self.parameterization = parameterization
+        self.strategy = steps_lib.resolve_strategy(strategy)
+        self.step = steps_lib.Step(
+            parameterization, objective, num_crops, augmentation, optimizer, strategy, crop_chunk,
+            jit_compile=jit_compile, relu_redirect_steps=relu_redirect_steps,
+            learning_rate_schedule=learning_rate_schedule,
+            radii=frequency_radii(parameterization) if coarse_to_fine else None)
         self.objective = objective
-        self.num_crops = num_crops
-        self.augmentation = augmentation
-        self.strategy = resolve_strategy(strategy)
-        with self.strategy.scope():
-            # The optimizer must be made in the scope: its variables mirror the phase.
-            self.optimizer = optimizer = type(optimizer).from_config(optimizer.get_config())
-        self.crops_per_replica, self.crop_chunk = split_crops(num_crops, self.strategy, crop_chunk)
-        self.num_chunks = self.crops_per_replica // self.crop_chunk
-        self.relu_redirect_steps = int(relu_redirect_steps)
-        self.learning_rate_schedule = bool(learning_rate_schedule)
-        self.radii = None
-        if coarse_to_fine:
-            self.radii = [None if radius is None else tf.constant(radius, tf.float32)
-                          for radius in frequency_radii(parameterization)]
-        # A TPU strategy compiles the replicated step with XLA itself; XLA has no
-        # CropAndResize kernel, so crops are cut with gathers there too.
-        self.gather = bool(jit_compile) or is_tpu(self.strategy)
-        self.jit_compile = bool(jit_compile) and not is_tpu(self.strategy)
-        self.variables = list(parameterization.trainable_variables)
-        if strategy is not None and not all(self.strategy.extended.variable_created_in_scope(
-                getattr(variable, "value", variable)) for variable in self.variables):
-            raise ValueError("the parameterization's weights must be created under `strategy.scope()`")
+        self.jit_compile = bool(jit_compile) and not steps_lib.is_tpu(self.strategy)
         num_images = parameterization.num_images
         height, width = parameterization.image_size
         only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
         with self.strategy.scope():
-            optimizer.build(self.variables)
             # Written once per step with values that are equal on every replica.
             self.transparency_sum = tf.Variable(
                 tf.zeros((num_images, height, width, parameterization.channels)), trainable=False,
@@ -387,15 +325,11 @@ class OptimizationLoop:
             self.history = tf.Variable(
                 tf.zeros((0, num_images)), shape=tf.TensorShape([None, num_images]), trainable=False,
                 aggregation=only_first)
-        # Snapshot of the freshly built state (zeros, NAdam's u_product = 1, ...), restored
-        # before each run so that a run does not depend on the previous one.
-        self._optimizer_initial_state = [variable.numpy() for variable in optimizer.variables]
-        self.model_dtype = getattr(objective.model, "compute_dtype", None) or "float32"
         self.trace_count = 0
-        mask_specs = [tf.TensorSpec(mask.shape, tf.float32) for mask in objective.masks]
         step_specs = [
             tf.TensorSpec((), tf.int32),  # seed
-            mask_specs,
+            tf.TensorSpec((num_images,), tf.int32),  # the units' keys
+            [tf.TensorSpec(mask.shape, tf.float32) for mask in objective.masks],
             tf.TensorSpec((len(objective.masks),), tf.float32),  # multipliers
         ]
         # Per step: crop scale, uniform and gaussian noise, learning rate, frequency cutoff.
@@ -407,114 +341,62 @@ class OptimizationLoop:
             self._gradients_of_step, input_signature=[tf.TensorSpec((), tf.int32)] + step_specs
             + [tf.TensorSpec((), tf.float32)] * 3)
 
-    def _replica_gradients(self, step, seed, masks, multipliers, scale, uniform, gaussian):
-        """One replica's share of a step: its crops' gradients, summed over the replicas where needed.
+    @property
+    def objective(self):
+        return self.step.chunks.objective
 
-        Returns:
-            (scores (N,) in the units' own values, image gradient (N, H, W, C), this
-            replica's phase gradients, count of non-finite values): scores and image
-            gradient summed over replicas.
-        """
-        replica = tf.distribute.get_replica_context()
-        with tf.GradientTape() as tape:
-            images = self.parameterization()
-        noisy, boxes, noise_seed = augmentation_lib.draw(
-            seeding.step_seed(seed, step), images, self.num_crops, self.augmentation, scale, uniform, gaussian)
-        first = tf.cast(replica.replica_id_in_sync_group, tf.int32) * self.crops_per_replica
-        # Each chunk's scores are its crops' mean times its share of all K crops, so the sum over
-        # chunks and replicas is the mean over the step's K crops, as in a single-device step.
-        share = self.crop_chunk / self.num_crops
+    @objective.setter
+    def objective(self, objective):
+        # Same structure (a cached loop's); carries a call's names.
+        self.step.objective = self.step.chunks.objective = objective
 
-        def chunk(index, image_gradient, scores):
-            with tf.GradientTape() as chunk_tape:
-                chunk_tape.watch(noisy)
-                crops = augmentation_lib.cut(
-                    noisy, boxes, first + index * self.crop_chunk, self.crop_chunk, self.objective.input_shape[:2],
-                    self.augmentation, noise_seed, uniform, gaussian, gather=self.gather)
-                outputs = self.objective.model(tf.cast(crops, self.model_dtype))
-                if not isinstance(outputs, (list, tuple)):
-                    outputs = [outputs]
-                loss, values = self.objective.scores(list(outputs), masks, multipliers, self.crop_chunk)
-                total = tf.reduce_sum(share * loss)
-            # The noise is additive: the gradient at the noisy images is the images' gradient.
-            return index + 1, image_gradient + chunk_tape.gradient(total, noisy), scores + share * values
-
-        state = (tf.constant(0), tf.zeros_like(images), tf.zeros((self.parameterization.num_images,)))
-        if self.num_chunks == 1:
-            _, image_gradient, scores = chunk(*state)
-        else:
-            # One iteration at a time (TF would otherwise overlap up to 10): one chunk's activations
-            # are alive at once, and the sums are taken in a fixed order.
-            _, image_gradient, scores = tf.while_loop(lambda index, *_: index < self.num_chunks, chunk, state,
-                                                      parallel_iterations=1)
-        # Linear in the image gradient: the replicas' phase gradients add up to the full one.
-        gradients = tape.gradient(images, self.variables, output_gradients=image_gradient)
-        non_finite = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in gradients])
-        if self.strategy.num_replicas_in_sync > 1:
-            image_gradient, scores, non_finite = replica.all_reduce(
-                tf.distribute.ReduceOp.SUM, [image_gradient, scores, non_finite])
-        non_finite += tf.reduce_sum(tf.cast(~tf.math.is_finite(image_gradient), tf.float32))
-        non_finite += tf.reduce_sum(tf.cast(~tf.math.is_finite(scores), tf.float32))
-        return scores, image_gradient, gradients, non_finite
-
-    def _replica_apply(self, step, scores, image_gradient, gradients, learning_rate, cutoff):
-        if self.radii is not None:
-            gradients = coarse_to_fine_gradients(gradients, self.radii, cutoff)
-        if self.learning_rate_schedule:
-            self.optimizer.learning_rate = learning_rate
-        # Gradient *ascent*: the objective is maximized. The optimizer sums the replicas' gradients.
-        self.optimizer.apply_gradients(zip([-g for g in gradients], self.variables))
+    def _record(self, step, scores, image_gradient):
         self.transparency_sum.assign_add(tf.abs(image_gradient))
         self.history.assign(tf.tensor_scatter_nd_update(self.history, [[step]], [scores]))
 
-    def _first(self, value):
-        return self.strategy.experimental_local_results(value)[0]
-
-    def _set_redirect(self, step):
-        if self.relu_redirect_steps:
-            models.REDIRECT.assign(step < self.relu_redirect_steps)
-
-    def _gradients_of_step(self, step, seed, masks, multipliers, scale, uniform, gaussian):
-        self._set_redirect(step)
-        scores, image_gradient, gradients, _ = self.strategy.run(
-            self._replica_gradients, args=(step, seed, masks, multipliers, scale, uniform, gaussian))
-        gradients = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in gradients]
-        return self._first(scores), self._first(image_gradient), gradients
-
-    def step_gradients(self, step, seed, masks, multipliers, crop_scale, uniform_noise, gaussian_noise=0.0):
-        """The scores and gradients of one step at the current images, without updating them.
-
-        Returns:
-            (scores (N,), image gradient (N, H, W, C), phase gradients summed over replicas):
-            numpy arrays, the gradients of the sum of the N objectives' scores.
-        """
-        masks = [tf.constant(mask, tf.float32) for mask in masks]
-        scores, image_gradient, gradients = self._step_gradients(
-            tf.constant(step), tf.constant(seed), masks, tf.constant(multipliers, tf.float32),
-            tf.constant(crop_scale, tf.float32), tf.constant(uniform_noise, tf.float32),
-            tf.constant(gaussian_noise, tf.float32))
-        return scores.numpy(), image_gradient.numpy(), [g.numpy() for g in gradients]
-
-    def _steps(self, start, stop, seed, masks, multipliers, scales, uniforms, gaussians, learning_rates, cutoffs):
+    def _steps(self, start, stop, seed, keys, masks, multipliers, scales, uniforms, gaussians, learning_rates, cutoffs):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, failed):
-            self._set_redirect(step)
-            scores, image_gradient, gradients, non_finite = self.strategy.run(
-                self._replica_gradients,
-                args=(step, seed, masks, multipliers, scales[step], uniforms[step], gaussians[step]))
+            scores, image_gradient, gradients, non_finite = self.step.gradients(
+                step, seed, keys, masks, multipliers, scales[step], uniforms[step], gaussians[step])
 
             def apply():
-                self.strategy.run(self._replica_apply, args=(step, scores, image_gradient, gradients,
-                                                             learning_rates[step], cutoffs[step]))
+                self.step.apply(step, scores, image_gradient, gradients, learning_rates[step], cutoffs[step],
+                                self._record)
                 return tf.constant(-1)
 
-            failed = tf.cond(self._first(non_finite) == 0, apply, lambda: step)
+            failed = tf.cond(self.step.first(non_finite) == 0, apply, lambda: step)
             return step + 1, failed
 
         _, failed = tf.while_loop(
             lambda step, failed: (step < stop) & (failed < 0), body, [start, tf.constant(-1)])
         return failed
+
+    def _gradients_of_step(self, step, seed, keys, masks, multipliers, scale, uniform, gaussian):
+        scores, image_gradient, gradients, _ = self.step.gradients(
+            step, seed, keys, masks, multipliers, scale, uniform, gaussian)
+        gradients = [self.strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in gradients]
+        return self.step.first(scores), self.step.first(image_gradient), gradients
+
+    def step_gradients(self, step, seed, masks, multipliers, crop_scale, uniform_noise, gaussian_noise=0.0,
+                       unit_keys=None):
+        """The scores and gradients of one step at the current images, without updating them.
+
+        Args:
+            unit_keys: int32 array (N,), default `seeding.unit_keys` of the objective's names.
+
+        Returns:
+            (scores (N,), image gradient (N, H, W, C), phase gradients summed over replicas):
+            numpy arrays, the gradients of the sum of the N objectives' scores.
+        """
+        keys = seeding.unit_keys(self.objective.names) if unit_keys is None else unit_keys
+        masks = [tf.constant(mask, tf.float32) for mask in masks]
+        scores, image_gradient, gradients = self._step_gradients(
+            tf.constant(step), tf.constant(seed), tf.constant(keys, tf.int32), masks,
+            tf.constant(multipliers, tf.float32), tf.constant(crop_scale, tf.float32),
+            tf.constant(uniform_noise, tf.float32), tf.constant(gaussian_noise, tf.float32))
+        return scores.numpy(), image_gradient.numpy(), [g.numpy() for g in gradients]
 
     def _current(self, steps_done):
         steps_done = max(steps_done, 1)
@@ -525,25 +407,26 @@ class OptimizationLoop:
             names=list(self.objective.names),
         )
 
-    def run(self, settings, masks, multipliers):
+    def run(self, settings, masks, multipliers, unit_keys=None):
         """Runs `settings.steps` steps from a fresh state and returns a `Visualization`.
 
         Args:
             settings: the `LoopSettings` (steps, seed, schedules, verbosity).
             masks, multipliers: the objective's values (see `CompiledObjective`).
+            unit_keys: int32 array (N,) keying each image's random draws (default:
+                `seeding.unit_keys` of the objective's names).
         """
         steps, seed, verbose = settings.steps, settings.seed, settings.verbose
-        crop_scales, uniform_noise, gaussian_noise = settings.crop_scales, settings.uniform_noise, settings.gaussian_noise
-        self.parameterization.reset(seed)
-        for variable, value in zip(self.optimizer.variables, self._optimizer_initial_state):
-            variable.assign(value)
+        keys = seeding.unit_keys(self.objective.names) if unit_keys is None else np.asarray(unit_keys, np.int32)
+        parameterization_lib.reset(self.parameterization, seed, keys)
+        self.step.reset()
         self.transparency_sum.assign(tf.zeros_like(self.transparency_sum))
         self.history.assign(tf.zeros((steps, self.parameterization.num_images)))
         masks = [tf.constant(mask, tf.float32) for mask in masks]
         multipliers = tf.constant(multipliers, tf.float32)
         ones = np.ones((steps,), np.float32)  # in place of the schedules a loop does not use
         schedules = [tf.constant(values, tf.float32) for values in (
-            crop_scales, uniform_noise, gaussian_noise,
+            settings.crop_scales, settings.uniform_noise, settings.gaussian_noise,
             ones if settings.learning_rates is None else settings.learning_rates,
             ones if settings.frequency_cutoffs is None else settings.frequency_cutoffs)]
         progress = keras.utils.Progbar(steps, stateful_metrics=["score"]) if verbose else None
@@ -553,7 +436,7 @@ class OptimizationLoop:
         snapshots = {}
         for start, stop in zip([0] + stops[:-1], stops):
             failed = int(self._run_steps(tf.constant(start), tf.constant(stop), tf.constant(seed),
-                                         masks, multipliers, *schedules))
+                                         tf.constant(keys), masks, multipliers, *schedules))
             if failed >= 0:
                 raise NonFiniteError(failed, self._current(failed))
             if stop in settings.snapshot_steps:
@@ -565,6 +448,9 @@ class OptimizationLoop:
         result.snapshots = snapshots
         return result
 
+
+# Where the strategy helpers were before `steps` held them.
+resolve_strategy, split_crops, is_tpu = steps_lib.resolve_strategy, steps_lib.split_crops, steps_lib.is_tpu
 
 _LOOPS = collections.OrderedDict()
 _MAX_LOOPS = 8

@@ -2,9 +2,10 @@
 
 A parameterization holds N images as trainable weights and `call()` renders them as a
 float32 tensor (N, H, W, C) in `values_range`. The optimization loop only needs that and
-`reset(seed)`, so MACO and the baselines share one loop.
+`reset(seed, unit_keys)`, so MACO and the baselines share one loop.
 """
 
+import inspect
 import math
 
 import keras
@@ -22,7 +23,8 @@ class ImageParameterization(keras.layers.Layer):
     """Base class: N images of size `image_size` with `channels` channels.
 
     Subclasses create their weights in `__init__` (they depend on no input), render in
-    `call()` and re-draw their initial state from a seed in `reset(seed)`.
+    `call()` and re-draw their initial state in `reset(seed, unit_keys)`, each image's
+    from its own seed (`initial_draws`), so that an image does not depend on its batch.
 
     Args:
         num_images: N, one image per objective.
@@ -40,20 +42,36 @@ class ImageParameterization(keras.layers.Layer):
         self.values_range = validation.values_range(values_range)
         self.seed = validation.seed(seed)
 
-    def reset(self, seed):
-        """Re-draws the trainable weights from `seed` (an int or a scalar int tensor)."""
+    def reset(self, seed, unit_keys=None):
+        """Re-draws the trainable weights, image i's from (seed, unit_keys[i]).
+
+        Args:
+            seed: an int or a scalar int tensor.
+            unit_keys: int32 array (N,), each image's unit (`seeding.unit_keys` of the
+                objectives' names); None: the images' indices.
+        """
         raise NotImplementedError
+
+    def initial_draws(self, draw, seed, unit_keys=None):
+        """Stacks `draw(image_seed)` over the images, image i's seed from (seed, -1, unit_keys[i]).
+
+        Example:
+            >>> self.pixels.assign(self.initial_draws(lambda s: tf.random.stateless_normal((64, 64, 3), s), seed, keys))
+        """
+        keys = np.arange(self.num_images, dtype=np.int32) if unit_keys is None else unit_keys
+        return seeding.per_unit(draw, seeding.unit_seeds(seeding.initial_seed(seed), keys))
+
+    @staticmethod
+    def initial_seed(seed):
+        """The stateless seed (2,) of the whole batch's initial weights (see `seeding.initial_seed`);
+        `initial_draws` keys each image by its unit instead."""
+        return seeding.initial_seed(seed)
 
     def frequency_radius(self):
         """For each trainable weight, the radius (see `spectrum.frequency_radius`) of the
         frequency each entry sets, broadcastable to the weight; None where the weights are
         not frequencies (the default: coarse to fine optimization is not available)."""
         return None
-
-    @staticmethod
-    def initial_seed(seed):
-        """The stateless seed of the initial weights (see `seeding.initial_seed`)."""
-        return seeding.initial_seed(seed)
 
     def to_values_range(self, images01):
         """Rescales images from [0, 1] to `values_range`."""
@@ -116,12 +134,13 @@ class MacoImage(ImageParameterization):
         )
         self.built = True
 
-    def reset(self, seed):
+    def reset(self, seed, unit_keys=None):
         if self.start_phase is not None:
             self.phase.assign(self.start_phase)
             return
-        seed = self.initial_seed(seed)
-        self.phase.assign(tf.random.stateless_uniform(self.phase.shape, seed, -math.pi, math.pi, alg=RNG))
+        shape = self.phase.shape[1:]
+        self.phase.assign(self.initial_draws(
+            lambda image_seed: tf.random.stateless_uniform(shape, image_seed, -math.pi, math.pi, alg=RNG), seed, unit_keys))
 
     def set_start_phase(self, phase):
         """Makes every run start from `phase` (N, C, H, W // 2 + 1), e.g. `spectrum.image_phase` of
@@ -140,8 +159,7 @@ class MacoImage(ImageParameterization):
         """`irfft2d(magnitude * exp(i * phase))` as (N, H, W, C), before any normalization."""
         magnitude = tf.convert_to_tensor(self.magnitude)
         spectra = tf.complex(magnitude * tf.cos(self.phase), magnitude * tf.sin(self.phase))
-        images = tf.signal.irfft2d(spectra, fft_length=self.image_size)
-        return tf.transpose(images, (0, 2, 3, 1))
+        return tf.transpose(spectrum.irfft2d_per_image(spectra, self.image_size), (0, 2, 3, 1))
 
     def call(self, inputs=None):
         images = self.spatial_images()
@@ -158,6 +176,19 @@ class MacoImage(ImageParameterization):
         size = validation.image_size("image_size", config["image_size"])
         placeholder = np.zeros((config["channels"], *spectrum.spectrum_shape(size)), np.float32)
         return cls(magnitude=placeholder, **config)
+
+
+def reset(parameterization, seed, unit_keys):
+    """`parameterization.reset(seed, unit_keys)`; a parameterization written for earlier versions,
+    whose `reset` takes the seed alone, draws its weights for the batch as a whole."""
+    try:
+        parameters = inspect.signature(parameterization.reset).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    if "unit_keys" in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        parameterization.reset(seed, unit_keys=unit_keys)
+    else:
+        parameterization.reset(seed)
 
 
 def _min_max_normalize(images):
@@ -199,13 +230,15 @@ class FourierImage(ImageParameterization):
             initializer=keras.initializers.RandomNormal(stddev=self.std, seed=self.seed))
         self.built = True
 
-    def reset(self, seed):
-        seed = self.initial_seed(seed)
-        self.spectrum.assign(self.std * tf.random.stateless_normal(self.spectrum.shape, seed, alg=RNG))
+    def reset(self, seed, unit_keys=None):
+        shape = (2, *self.spectrum.shape[2:])  # one image's real and imaginary parts
+        spectra = self.initial_draws(lambda image_seed: tf.random.stateless_normal(shape, image_seed, alg=RNG), seed,
+                                     unit_keys)
+        self.spectrum.assign(self.std * tf.transpose(spectra, (1, 0, 2, 3, 4)))
 
     def call(self, inputs=None):
         spectra = tf.complex(self.spectrum[0] * self.scale, self.spectrum[1] * self.scale)
-        images = tf.transpose(tf.signal.irfft2d(spectra, fft_length=self.image_size), (0, 2, 3, 1)) / 4.0
+        images = tf.transpose(spectrum.irfft2d_per_image(spectra, self.image_size), (0, 2, 3, 1)) / 4.0
         return self.to_values_range(_min_max_normalize(tf.nn.sigmoid(color.recorrelate(images))))
 
     def get_config(self):
@@ -234,9 +267,10 @@ class PixelImage(ImageParameterization):
             initializer=keras.initializers.RandomNormal(stddev=self.std, seed=self.seed))
         self.built = True
 
-    def reset(self, seed):
-        seed = self.initial_seed(seed)
-        self.pixels.assign(self.std * tf.random.stateless_normal(self.pixels.shape, seed, alg=RNG))
+    def reset(self, seed, unit_keys=None):
+        shape = self.pixels.shape[1:]
+        self.pixels.assign(self.std * self.initial_draws(
+            lambda image_seed: tf.random.stateless_normal(shape, image_seed, alg=RNG), seed, unit_keys))
 
     def call(self, inputs=None):
         return self.to_values_range(_min_max_normalize(tf.nn.sigmoid(color.recorrelate(self.pixels))))

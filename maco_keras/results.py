@@ -31,17 +31,23 @@ from . import validation
 MANIFEST = "manifest.json"
 UNITS = "units"
 SHARDS = "shards"
-FORMAT = 1
+# 2: random draws keyed per unit (settings "draws": "per unit"); 1: per batch, by earlier
+# versions. Both are read (atlas); a format-1 run is not resumed (see `RunFolder.open`).
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 # The settings that change a unit's result: a folder's units must all share them.
 RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
-                   "contrast")
+                   "contrast", "draws")
 
 
 def _recorded(settings, key):
     """`settings[key]` of a manifest, or what it was before manifests recorded it (earlier
-    versions): the paper's preset, and MACO's contrast 1.0 (every preset had it then)."""
+    versions): the paper's preset, MACO's contrast 1.0 (every preset had it then) and
+    random draws keyed per batch (before format 2)."""
     if key in settings:
         return settings[key]
+    if key == "draws":
+        return "per batch"
     if key == "preset":
         return "paper"
     if key == "contrast" and settings.get("method") == "maco":
@@ -189,9 +195,9 @@ def _read_manifest(path, what, *required):
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise RunFolderError(f"cannot read {path}: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or any(key not in manifest
-                                                                                 for key in required):
-        raise RunFolderError(f"{path} is not a maco-keras {what} (format {FORMAT})")
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS or any(
+            key not in manifest for key in required):
+        raise RunFolderError(f"{path} is not a maco-keras {what} (format {' or '.join(map(str, READABLE_FORMATS))})")
     return manifest
 
 
@@ -328,6 +334,11 @@ class RunFolder:
                 raise RunFolderError(
                     f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description.get(key)!r}: "
                     "use another --out")
+        if _recorded(manifest["settings"], "draws") != description["settings"].get("draws"):
+            raise RunFolderError(
+                f"{self.folder} was written by an earlier maco-keras (format {manifest.get('format')}), whose "
+                f"random draws were keyed per batch, not per unit: resuming it would mix the two; finish it with "
+                f"the version that started it (its manifest's versions), or use another --out")
         for key in RESULT_SETTINGS:
             ours = description["settings"].get(key)
             theirs = _recorded(manifest["settings"], key)

@@ -1,16 +1,53 @@
-"""Stateless seeding shared by every stage: one counter-based generator, keys derived from (seed, ...).
+"""Stateless seeding shared by every stage: one counter-based generator, keys derived from (seed, unit, ...).
 
-Every random draw of a run is keyed by the run's seed: the initial weights by
-(seed, -1), the augmentations of step s by (seed, s). Nothing depends on global or
-per-device generator state, so the same seed gives the same images on every call.
+Every random draw of a run is keyed by the run's seed and by the unit it is for, never by
+the batch the unit is in: image i's initial weights by (seed, -1, unit i), the crops and
+noise of its step s by (seed, s, unit i). A unit is named by its objective's name (e.g.
+"Neuron#predictions_309"; a composition "A & B" by its parts), turned into a 31-bit key
+by `unit_key` (nested models' paths left out). Nothing depends on global or per-device generator state, or on which other
+units share a batch, so the same (unit, settings, seed) gives the same image alone, in
+any batch and in any shard.
 """
 
+import hashlib
+
+import numpy as np
 import tensorflow as tf
 
 # One counter-based generator everywhere, rather than TF's per-device "auto_select".
 # XLA implements the stateless ops its own way (measured: other draws for the same seed),
 # so a seed fixes the images per device and compile mode, not across them.
 RNG = "philox"
+
+# What run folders record as `draws`: the random draws are keyed per unit. Folders of
+# earlier versions, keyed per batch ("per batch"), are not resumed with these draws.
+DRAWS = "per unit"
+
+
+def unit_identity(name):
+    """What keys a unit's draws: its objective's name without the nested models its layer is in.
+
+    "Channel#base/conv1_3" is "Channel#conv1_3", so a model used as a transfer-learning
+    base draws the pictures it draws alone. Two units that share an identity share their
+    draws, which is harmless: their objectives still differ.
+    """
+    parts = []
+    for part in str(name).split(" & "):
+        kind, separator, rest = part.rpartition("#")
+        parts.append(kind + separator + rest.rsplit("/", 1)[-1])
+    return " & ".join(parts)
+
+
+def unit_key(name):
+    """A stable 31-bit key of a unit (`unit_identity` of its objective's name): the same in
+    every process and version, unlike Python's `hash`."""
+    digest = hashlib.sha256(unit_identity(name).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def unit_keys(names):
+    """int32 array (N,): `unit_key` of each name."""
+    return np.array([unit_key(name) for name in names], np.int32)
 
 
 def initial_seed(seed):
@@ -21,3 +58,26 @@ def initial_seed(seed):
 def step_seed(seed, step):
     """The stateless seed of step `step`'s augmentations."""
     return tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
+
+
+def unit_seeds(seed, keys):
+    """int32 tensor (N, 2): `seed` (2,) folded with each unit's key, one stateless seed per unit.
+
+    Args:
+        seed: int32 tensor (2,), e.g. `step_seed(seed, step)`.
+        keys: int32 tensor or array (N,), from `unit_keys`.
+    """
+    keys = tf.convert_to_tensor(keys, tf.int32)
+    return tf.map_fn(lambda key: tf.random.experimental.stateless_fold_in(seed, key, alg=RNG), keys,
+                     fn_output_signature=tf.TensorSpec((2,), tf.int32))
+
+
+def per_unit(draw, seeds, dtype=tf.float32):
+    """Stacks `draw(seed)` over the rows of `seeds` (N, 2): each unit's draw, made alone."""
+    return tf.map_fn(draw, seeds, fn_output_signature=dtype)
+
+
+def split(seeds, count):
+    """(N, count, 2): each row of `seeds` (N, 2) split into `count` independent seeds."""
+    return tf.map_fn(lambda seed: tf.random.experimental.stateless_split(seed, count, alg=RNG), seeds,
+                     fn_output_signature=tf.TensorSpec((count, 2), tf.int32))

@@ -36,6 +36,22 @@ def frequency_radius(image_size):
     return (np.sqrt(fy ** 2 + fx ** 2) / np.sqrt(0.5)).astype(np.float32)
 
 
+def irfft2d_per_image(spectra, image_size):
+    """`tf.signal.irfft2d` of (N, C, H, W // 2 + 1) spectra, one image at a time.
+
+    TF's batched CPU transform groups the images' rows differently for different N
+    (measured at 512px: image 0 of a batch of 5 differs in its last bits from the same
+    image alone). Transforming each image on its own makes an image's pixels, and their
+    gradient, the same whatever batch it is in, at the same speed (16 images at 512px:
+    83 vs 78 ms on 2 cores).
+
+    Returns:
+        float32 tensor (N, C, H, W).
+    """
+    return tf.map_fn(lambda spectrum: tf.signal.irfft2d(spectrum, fft_length=image_size), spectra,
+                     fn_output_signature=tf.float32)
+
+
 @functools.lru_cache(maxsize=1)
 def _imagenet_magnitude_512():
     magnitude = np.load(IMAGENET_SPECTRUM_PATH).astype(np.float32)

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from maco_keras import augmentation
+from maco_keras import seeding
 from maco_keras.seeding import RNG
 
 
@@ -55,15 +56,34 @@ def test_augment_is_crop_major_and_seeded():
     # Image i is constant i: crop k*N+i must come from image i.
     images = tf.reshape(tf.range(3, dtype=tf.float32), (3, 1, 1, 1)) * tf.ones((3, 32, 32, 2))
     aug = augmentation.Augmentation()
-    crops = augmentation.augment(tf.constant([1, 0]), images, 4, (8, 8), aug, 0.3, 0.0, 0.0)
+    seeds = seeding.unit_seeds(tf.constant([1, 0]), [10, 11, 12])
+    crops = augmentation.augment(seeds, images, 4, (8, 8), aug, 0.3, 0.0, 0.0)
     assert crops.shape == (12, 8, 8, 2)
     np.testing.assert_allclose(crops.numpy()[:, 0, 0, 0], [0, 1, 2] * 4, atol=1e-6)
-    noisy = augmentation.augment(tf.constant([1, 0]), images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
-    again = augmentation.augment(tf.constant([1, 0]), images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
-    other = augmentation.augment(tf.constant([2, 0]), images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
+    noisy = augmentation.augment(seeds, images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
+    again = augmentation.augment(seeds, images, 4, (8, 8), aug, 0.3, 0.1, 0.0)
+    other = augmentation.augment(seeding.unit_seeds(tf.constant([2, 0]), [10, 11, 12]), images, 4, (8, 8), aug, 0.3,
+                                 0.1, 0.0)
     np.testing.assert_array_equal(noisy.numpy(), again.numpy())
     assert not np.array_equal(noisy.numpy(), other.numpy())
     assert 0 < np.abs((noisy - crops).numpy()).max() <= 0.1 + 1e-6
+
+
+@pytest.mark.parametrize("aug", [augmentation.Augmentation(flip=True),
+                                 augmentation.Augmentation(crop_center=0.15, noise_on="crops")])
+def test_an_images_draws_do_not_depend_on_its_batch(aug):
+    images = tf.random.stateless_uniform((3, 32, 32, 3), (1, 2))
+    keys = [10, 11, 12]
+    alone = [augmentation.augment(seeding.unit_seeds(tf.constant([4, 1]), keys[i:i + 1]), images[i:i + 1], 4, (8, 8),
+                                  aug, 0.3, 0.1, 0.05) for i in range(3)]
+    together = augmentation.augment(seeding.unit_seeds(tf.constant([4, 1]), keys), images, 4, (8, 8), aug, 0.3, 0.1,
+                                    0.05)
+    for i in range(3):
+        np.testing.assert_array_equal(together.numpy()[i::3], alone[i].numpy())
+    # Another unit's key gives other draws.
+    moved = augmentation.augment(seeding.unit_seeds(tf.constant([4, 1]), [13]), images[:1], 4, (8, 8), aug, 0.3, 0.1,
+                                 0.05)
+    assert not np.array_equal(moved.numpy(), alone[0].numpy())
 
 
 def test_area_scale_takes_the_square_root():
@@ -88,13 +108,16 @@ def test_jitter_boxes_follow_xplique_standard_transforms():
 
 def test_noise_adds_each_term_whose_amplitude_is_not_zero():
     images = tf.random.stateless_uniform((2, 8, 8, 3), (5, 6))
-    seed = tf.constant([1, 2])
-    seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
-    uniform = 0.1 * tf.random.stateless_uniform(images.shape, seed_uniform, -1.0, 1.0, alg=RNG)
-    gaussian = 0.2 * tf.random.stateless_normal(images.shape, seed_gaussian, alg=RNG)
+    seeds = tf.constant([[1, 2], [3, 4]])
+    uniform, gaussian = [], []
+    for seed in seeds:
+        seed_uniform, seed_gaussian = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=RNG))
+        uniform.append(0.1 * tf.random.stateless_uniform(images.shape[1:], seed_uniform, -1.0, 1.0, alg=RNG))
+        gaussian.append(0.2 * tf.random.stateless_normal(images.shape[1:], seed_gaussian, alg=RNG))
+    uniform, gaussian = tf.stack(uniform), tf.stack(gaussian)
     add_noise = tf.function(augmentation.add_noise)  # as in the loop: the amplitudes are tensors
     amplitudes = [(0.1, 0.0), (0.0, 0.2), (0.1, 0.2), (0.0, 0.0)]
     expected = [images + uniform, images + gaussian, images + uniform + gaussian, images]
     for (a, std), want in zip(amplitudes, expected):
-        got = add_noise(seed, images, tf.constant(a), tf.constant(std))
+        got = add_noise(seeds, images, tf.constant(a), tf.constant(std))
         np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -149,7 +149,7 @@ def test_maco_with_crop_chunk_and_batch_size_is_deterministic(tiny_model):
     assert np.array_equal(first.images, second.images)
     assert np.array_equal(first.transparency, second.transparency)
     # One trace per configuration (groups of 2 and of 1), reused by the second call.
-    loops = [loop for loop in optimization.cached_loops() if loop.crop_chunk == 2 and loop.num_crops == 4]
+    loops = [loop for loop in optimization.cached_loops() if loop.step.chunks.chunk == 2 and loop.step.num_crops == 4]
     assert sorted(loop.parameterization.num_images for loop in loops) == [1, 2]
     assert all(loop.trace_count == 1 for loop in loops)
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -31,8 +33,9 @@ def test_composition_order_names_and_multipliers(tiny_model):
 def test_reported_scores_are_the_logits_and_channel_means(tiny_model):
     import maco_keras
 
-    # A plain callable that returns the raw value, with the same seed: one step scores the same
-    # initial images on the same crops, so the reported scores must agree.
+    # A plain callable that returns the raw value, with the same seed and the same unit name (the
+    # draws are keyed by it): one step scores the same initial images on the same crops, so the
+    # reported scores must agree.
     features = tf.keras.Model(tiny_model.inputs, tiny_model.get_layer("conv2").output)
     settings = dict(steps=1, image_size=40, crops=4, seed=3, verbose=False, return_visualization=True)
     for objective, raw in (
@@ -40,7 +43,8 @@ def test_reported_scores_are_the_logits_and_channel_means(tiny_model):
         (Objective.channel(tiny_model, "conv2", [5]), lambda x: tf.reduce_mean(features(x)[..., 5], axis=(1, 2))),
     ):
         ours = maco_keras.maco(objective, **settings)
-        reference = maco_keras.maco(raw, input_shape=(32, 32, 3), **settings)
+        same_name = dataclasses.replace(compile_objective(raw, input_shape=(32, 32, 3)), names=ours.names)
+        reference = maco_keras.maco(same_name, **settings)
         np.testing.assert_allclose(ours.scores, reference.scores, rtol=1e-4, atol=1e-6)
 
 

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import maco_keras
-from maco_keras import Objective, models, optimization
+from maco_keras import Objective, models, optimization, seeding
 from maco_keras import objective as objective_lib
 from maco_keras.augmentation import Augmentation
 from maco_keras.parameterization import MacoImage
@@ -57,7 +57,7 @@ def test_maco_wakes_a_dead_channel_with_the_redirect(dead_model):
     objective = Objective.channel(dead_model, "conv2", [3])
     kwargs = dict(steps=12, image_size=40, crops=2, seed=0, verbose=False)
     start = MacoImage(1, 40, values_range=(-1, 1), contrast=maco_keras.PRESETS["fast"]["contrast"])  # maco's default
-    start.reset(0)
+    start.reset(0, unit_keys=seeding.unit_keys(objective_lib.compile_objective(objective).names))  # the run's start
     still, _ = maco_keras.maco(objective, **kwargs)
     np.testing.assert_array_equal(still, start().numpy())  # no gradient: nothing moves
     moved, _ = maco_keras.maco(objective, relu_redirect_steps=6, **kwargs)

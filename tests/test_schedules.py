@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 import maco_keras
-from maco_keras import MacoImage, Ramp, engine, optimization, spectrum
+from maco_keras import MacoImage, Ramp, engine, optimization, seeding, spectrum
 
 
 def test_ramp_values():
@@ -34,7 +34,7 @@ def test_coarse_to_fine_updates_low_frequencies_first(tiny_model):
     compiled = engine.compile_for(tiny_model, [2], None, images.image_size)
     settings = optimization.LoopSettings.make(steps=4, crops=2, seed=5, coarse_to_fine=1.0, verbose=False)
     np.testing.assert_allclose(settings.frequency_cutoffs, [0.25, 0.5, 0.75, 1.0])
-    images.reset(5)
+    images.reset(5, unit_keys=seeding.unit_keys(compiled.names))  # the run's start
     start = images.phase.numpy()
     engine.run(images, compiled, dataclasses.replace(settings, steps=1))  # step 0 only: cutoff 0.25
     moved = images.phase.numpy() != start
