@@ -12,7 +12,14 @@ metrics next to the *real photos* of the same classes (the ceiling):
 - transferability: top-1 / top-5 accuracy of the networks that did not make the picture
   (MobileNetV1-0.5, MobileNetV1-0.25 and the other subject), averaged, on the whole
   picture (the paper's protocol) and on its central half (the scale the crops showed);
-- logit: the target logit in the subject itself (whole picture).
+- logit: the target logit in the subject itself (whole picture);
+- the faithfulness check (`metrics.path_similarity`, after Geirhos et al., ICML 2024): at 4
+  layers spread along the subject's own path, the chance that the photo of a picture's
+  class is closer to it (Spearman correlation of pooled activations) than a reference photo
+  of another class; 0.5 is chance. Reported as the mean over the 4 layers, and at the first
+  and the last. The real photos are scored against a second view of themselves (mirrored,
+  central 80%), since the shared set holds one photo per class: their row is a ceiling
+  that also counts what two views of one photo share.
 Held out: the 500 shared photos are one per odd class; the photos of classes 1 mod 4 are the
 reference set, and the classes visualized are taken evenly among the others (3 mod 4),
 leaving out the 20 classes of the paper tables. The real-photo row scores the visualized
@@ -70,6 +77,9 @@ METRICS = [  # key, column title, format, higher is better
     ("centre1", "centre top-1", ".2f", True),
     ("centre5", "centre top-5", ".2f", True),
     ("logit", "logit", ".1f", True),
+    ("path", "path AUC", ".2f", True),
+    ("path_first", "path AUC, first layer", ".2f", True),
+    ("path_last", "path AUC, last layer", ".2f", True),
 ]
 
 
@@ -214,6 +224,12 @@ METHODS = {
     "MACO, fast preset": fast_preset(
         "the package's PRESETS['fast'] at the given steps: coarse to fine over half the run, learning rate "
         "Ramp(1.0, 0.1, 'cosine'), mean crop area Ramp(0.5, 0.25), contrast 0.7"),
+    "MACO, fast preset, anti-aliased crops": fast_preset(
+        "the fast preset with antialias=True: crops cut at twice the model input and box-filtered 2x2 (Horama's "
+        "anti-aliased crops)", antialias=True),
+    "MACO, fast preset, complex phase": fast_preset(
+        "the fast preset with phase_as='complex': each phase a complex number, normalized when rendered",
+        phase_as="complex"),
     "MACO, fast preset, contrast 1": fast_preset(
         "the fast preset with contrast=1.0, the paper's standardization (PRESETS['fast'] until the fourth "
         "pass; the third pass's 'MACO, fast preset')", contrast=1.0),
@@ -239,8 +255,15 @@ def pick_classes(count, class_set=0):
     """`count` classes among the held-out ones (3 mod 4, not in the paper tables), spread evenly.
 
     Set 0 spans the candidates end to end; set 1 is as evenly spread, inset by half a
-    spacing at both ends: another held-out sample of ImageNet, none of set 0's classes."""
+    spacing at both ends: another held-out sample of ImageNet, none of set 0's classes.
+    Set 2 spans the candidates that neither set 0 nor set 1 of 6 classes holds: the 12
+    classes the fast preset was chosen on are left out, so set 2 tests it on classes
+    that played no part in choosing it."""
     candidates = [c for c in range(3, 1000, 4) if c not in PAPER_TABLE_CLASSES]
+    if class_set == 2:
+        chosen_on = set(pick_classes(6, 0)) | set(pick_classes(6, 1))
+        candidates = [c for c in candidates if c not in chosen_on]
+        class_set = 0
     inset = class_set * (len(candidates) - 1) / count / 2
     positions = np.linspace(inset, len(candidates) - 1 - inset, count)
     return [candidates[i] for i in np.unique(positions.round().astype(int))]
@@ -338,8 +361,27 @@ class Scorer:
         natural, labels = load_natural(shared, 512, VALUES_RANGE)
         self.realism = Realism(self.judges["MobileNetV1-0.5"], natural[labels % 4 == 1])
         self.photos = natural[[int(np.flatnonzero(labels == c)[0]) for c in classes]]
+        # The faithfulness check's natural images: the classes' own photos, then the reference photos.
+        self.path_layers = metrics.path_layers(model)
+        self.path_labels = np.concatenate([self.classes, labels[labels % 4 == 1]])
+        self.path_natural = metrics.layer_activations(model, self.path_layers,
+                                                      np.concatenate([self.photos, natural[labels % 4 == 1]]))
 
-    def __call__(self, images):
+    def path(self, images, photos=False):
+        """The faithfulness check's AUCs, mean over the path's layers and at its ends."""
+        natural = self.path_natural
+        if photos:
+            # A photo is not its own evidence: its class is represented by another view of it.
+            views = np.asarray(metrics.center_crop(images[:, :, ::-1], 0.8), np.float32)
+            own = metrics.layer_activations(self.subject, self.path_layers, views)
+            natural = {layer: np.concatenate([own[layer], values[len(self.classes):]])
+                       for layer, values in natural.items()}
+        aucs = metrics.path_similarity(metrics.layer_activations(self.subject, self.path_layers, images),
+                                       self.classes, natural, self.path_labels)
+        by_layer = [float(aucs[layer].mean()) for layer in self.path_layers]
+        return {"path": float(np.mean(by_layer)), "path_first": by_layer[0], "path_last": by_layer[-1]}
+
+    def __call__(self, images, photos=False):
         images = np.asarray(images, np.float32)
         whole = metrics.transferability(self.judges, images, self.classes)
         centre = metrics.transferability(self.judges, metrics.center_crop(images, 0.5), self.classes)
@@ -350,6 +392,7 @@ class Scorer:
             "centre1": float(np.mean([by_k[1] for by_k in centre.values()])),
             "centre5": float(np.mean([by_k[5] for by_k in centre.values()])),
             "logit": metrics.logit_magnitude(self.subject, images, self.classes),
+            **self.path(images, photos),
         }
 
 
@@ -366,7 +409,7 @@ def cell(value, spread, fmt):
 
 def plot(rows, photos, path):
     shown = [("plausibility", "plausibility (lower is better)"), ("kid", "KID (lower is better)"),
-             ("centre5", "transfer, centre top-5"), ("logit", "target logit")]
+             ("centre5", "transfer, centre top-5"), ("logit", "target logit"), ("path", "path AUC (faithfulness)")]
     subjects = list(rows)
     figure, axes = plt.subplots(len(subjects), len(shown), figsize=(4.2 * len(shown) + 3, 3.4 * len(subjects)),
                                 squeeze=False)
@@ -409,8 +452,10 @@ def main():
     parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS), choices=list(SUBJECTS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--classes", type=int, default=8, help="classes visualized (held out, spread over ImageNet)")
-    parser.add_argument("--class-set", type=int, default=0, choices=(0, 1),
-                        help="0: the default classes; 1: those halfway between them (a second held-out sample)")
+    parser.add_argument("--class-set", type=int, default=0, choices=(0, 1, 2),
+                        help="0: the default classes; 1: those halfway between them (a second held-out sample); "
+                             "2: spread over the held-out classes that sets 0 and 1 of 6 (where the fast preset was "
+                             "chosen) do not hold")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--baseline-seeds", type=int, nargs="+", help="seeds of the baselines (default: --seeds)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128, 256],
@@ -456,7 +501,10 @@ def main():
         "`conv_pw_11_relu` features; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
         "crops (same sample size in every row); transfer / centre = top-k accuracy, averaged over the networks "
         "that did not make the picture (the MobileNetV1s and the other subject), on the whole picture or its "
-        "central half; logit = the subject's target logit. ↓ lower is better, ↑ higher is better. One section "
+        "central half; logit = the subject's target logit; path AUC = the faithfulness check (Geirhos et al.): at 4 "
+        "layers along the subject's path, how often the photo of the picture's class is closer to it than a "
+        "reference photo of another class (0.5: chance; the real photos' row compares each with a mirrored, "
+        "cropped view of itself). ↓ lower is better, ↑ higher is better. One section "
         "per subject follows, each with the command that wrote it.",
     ]
     write_section(args.results, "frontier", "\n".join(intro))
@@ -464,7 +512,7 @@ def main():
         start = time.perf_counter()
         model = keras.models.load_model(shared / "models" / SUBJECTS[subject][1])
         scorer = Scorer(shared, subject, model, classes)
-        photos = scorer(scorer.photos)
+        photos = scorer(scorer.photos, photos=True)
         rows = {}
         for name in args.methods:
             seeds = args.baseline_seeds if name in BASELINES else args.seeds

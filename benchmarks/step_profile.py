@@ -5,8 +5,10 @@ Times each part of a MACO step on its own, as the loop runs it (compiled with
 - model: the model's forward + backward (gradient w.r.t. its input) on the step's K * N
   crops: the floor that the rest is overhead on;
 - image: `MacoImage` forward (irfft2d, standardize, recorrelate, sigmoid) + backward;
-- noise: the image-sized U(-a, a) noise (and the Gaussian term, 0 by default);
-- boxes + crops: drawing the boxes and cutting K * N crops, forward only;
+- noise: the image-sized U(-a, a) noise (and the Gaussian term, 0 by default), each
+  image's drawn from its unit's own seed;
+- boxes + crops: drawing each image's boxes from its seed and cutting K * N crops,
+  forward only;
 - crop gradient: the deterministic gradient of the crops w.r.t. the images, with
   `native`'s compiled kernel where it is built (the header says); the last column times
   the fallback the loop uses without it (TF's kernel one crop per image at a time);
@@ -35,7 +37,8 @@ import tensorflow as tf  # noqa: E402
 
 import maco_keras  # noqa: E402
 from common import floor_steps, markdown_table, shared_dir  # noqa: E402
-from maco_keras import augmentation, native, optimization, parameterization  # noqa: E402
+from maco_keras import augmentation, native, optimization, parameterization, seeding  # noqa: E402
+from maco_keras import steps as steps_lib  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
 
@@ -57,6 +60,7 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     images_layer = parameterization.MacoImage(num_images, image_size, values_range=(-1.0, 1.0), seed=0)
     settings = augmentation.Augmentation(crop_scale_of="area")
     seed = tf.constant([3, 4])
+    seeds = seeding.unit_seeds(seed, seeding.unit_keys([f"Neuron#predictions_{unit}" for unit in range(num_images)]))
     images = tf.identity(images_layer())
     boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
     crop_gradient = tf.random.uniform((crops * num_images, *input_size, 3))
@@ -72,11 +76,12 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
 
     @tf.function
     def noise_part():
-        return augmentation.add_noise(seed, images, tf.constant(0.1), tf.constant(0.0))
+        return augmentation.add_noise(seeds, images, tf.constant(0.1), tf.constant(0.0))
 
     @tf.function
     def crops_part():
-        drawn_boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
+        _, drawn_boxes, _ = augmentation.draw(seeds, images, crops, settings, tf.constant(0.25), tf.constant(0.0),
+                                              tf.constant(0.0))
         return augmentation.crop_and_resize_crop_major(images, drawn_boxes, crops, input_size)
 
     def gradient_of_crops():
@@ -106,7 +111,7 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
         # What the fast preset adds to a step, as the loop does it: the coarse-to-fine mask
         # on the phase gradient and this step's learning rate.
         optimizer.learning_rate = learning_rate
-        return optimization.coarse_to_fine_gradients(gradients, radii, cutoff)
+        return steps_lib.coarse_to_fine_gradients(gradients, radii, cutoff)
 
     named = [("model (floor)", floor_steps(model, crops * num_images, 1)), ("image fwd+bwd", image_part), ("noise", noise_part),
              ("boxes + crops", crops_part), ("crop gradient", crop_gradient_part), ("optimizer", optimizer_part),

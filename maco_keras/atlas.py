@@ -24,6 +24,7 @@ from PIL import Image
 
 from . import examples as examples_lib
 from . import results
+from . import storage
 
 THUMBNAIL = 160
 
@@ -422,7 +423,10 @@ class ModelAtlasJob:
 
 
 def job(folder, labels=None, examples=None, top=6):
-    """The atlas job for a run folder (`AtlasJob`) or a model root (`ModelAtlasJob`)."""
+    """The atlas job for a run folder (`AtlasJob`) or a model root (`ModelAtlasJob`), on a local folder."""
+    if storage.is_url(folder):
+        raise ValueError(f"expected a local run folder for the atlas (a static site with thumbnails), received: "
+                         f"folder={folder} (copy it first, e.g. gcloud storage cp -r {folder} .)")
     if results.ModelRoot.is_root(folder):
         return ModelAtlasJob(folder, labels=labels, examples=examples, top=top)
     return AtlasJob(folder, labels=labels, examples=examples, top=top)

@@ -49,6 +49,10 @@ class Augmentation:
         noise_on: "image": the noise is drawn at the image's resolution before cropping
             (the MACO paper's order); "crops": drawn per crop after resizing.
         flip: flip each crop left-right with probability 1/2.
+        antialias: cut each crop at twice the model input's side, then average each 2x2
+            block (a box filter): a crop of a large area then shows the model its picture
+            without aliasing (Horama, the MACO authors' PyTorch library, does the same). The
+            noise on the crops, if any, is added after.
         pad, jitters, scale_range, post_jitters: the "jitter" placement, as fractions of
             the image side (defaults: Xplique's `generate_standard_transformations`, whose
             unit is 1/16 of the image side).
@@ -60,6 +64,7 @@ class Augmentation:
     crop_center: Union[str, float] = "uniform"
     noise_on: str = "image"
     flip: bool = False
+    antialias: bool = False
     pad: float = 4 / 16
     jitters: Tuple[float, ...] = (2 / 16, 2 / 16, 4 / 16, 4 / 16, 4 / 16)
     scale_range: Tuple[float, float] = (0.92, 0.96)
@@ -309,9 +314,44 @@ def draw(seeds, images, num_crops, augmentation, scale, uniform_amplitude, gauss
     return images, boxes, seeds[:, 1]
 
 
+def cut_size(output_size, augmentation):
+    """The size crops are cut at: the model input's, or twice it with `antialias`."""
+    factor = 2 if augmentation.antialias else 1
+    return tuple(factor * side for side in output_size)
+
+
+def cut_crops(images, boxes, first_crop, num_crops, output_size, augmentation, gather=False):
+    """Crops `first_crop .. first_crop + num_crops - 1` of every image, at `cut_size`, in crop-major order.
+
+    `finish` turns them into the model's inputs; `crop_gradient` pulls a gradient at them back to the images.
+    """
+    num_images = images.shape[0]
+    boxes = crop_slice(boxes, num_images, first_crop, num_crops)
+    size = cut_size(output_size, augmentation)
+    if gather:
+        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+        return crop_and_resize_gather(images, boxes, image_indices, size)
+    return crop_and_resize_crop_major(images, boxes, num_crops, size)
+
+
+def finish(crops, num_images, first_crop, num_crops, augmentation, crop_noise_seeds, uniform_amplitude, gaussian_std):
+    """`cut_crops`' crops as the model's inputs: box-filtered to the model input (`antialias`), then their
+    noise when it is on the crops."""
+    if augmentation.antialias:
+        crops = tf.nn.avg_pool2d(crops, 2, 2, "VALID")
+    if augmentation.noise_on == "crops":
+        # Crop k of image i is keyed by (its image's seed, k): the same in whatever slice it is cut.
+        indices = tf.cast(first_crop, tf.int32) + tf.range(num_crops)
+        seeds = tf.reshape(tf.stack([seeding.unit_seeds(crop_noise_seeds[image], indices)
+                                     for image in range(num_images)], axis=1), (num_crops * num_images, 2))
+        crops = add_noise(seeds, crops, uniform_amplitude, gaussian_std)
+    return crops
+
+
 def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_noise_seeds, uniform_amplitude,
         gaussian_std, gather=False):
-    """Crops `first_crop .. first_crop + num_crops - 1` of every image, in crop-major order.
+    """The model's inputs for crops `first_crop .. first_crop + num_crops - 1` of every image, in crop-major
+    order: `cut_crops`, then `finish`.
 
     Args:
         images, boxes, crop_noise_seeds: from `draw`.
@@ -325,22 +365,9 @@ def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_no
     Returns:
         tensor (num_crops * N, h, w, C).
     """
-    num_images, channels = images.shape[0], images.shape[-1]
-    boxes = crop_slice(boxes, num_images, first_crop, num_crops)
-    if gather:
-        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
-        crops = crop_and_resize_gather(images, boxes, image_indices, output_size)
-    else:
-        crops = crop_and_resize_crop_major(images, boxes, num_crops, output_size)
-    if augmentation.noise_on == "crops":
-        # Crop k of image i is keyed by (its image's seed, k): the same in whatever slice it is cut.
-        indices = tf.cast(first_crop, tf.int32) + tf.range(num_crops)
-        seeds = tf.reshape(tf.map_fn(
-            lambda k: seeding.per_unit(lambda seed: tf.random.experimental.stateless_fold_in(seed, k, alg=RNG),
-                                       crop_noise_seeds, tf.TensorSpec((2,), tf.int32)),
-            indices, fn_output_signature=tf.TensorSpec((num_images, 2), tf.int32)), (num_crops * num_images, 2))
-        crops = add_noise(seeds, crops, uniform_amplitude, gaussian_std)
-    return crops
+    crops = cut_crops(images, boxes, first_crop, num_crops, output_size, augmentation, gather=gather)
+    return finish(crops, images.shape[0], first_crop, num_crops, augmentation, crop_noise_seeds, uniform_amplitude,
+                  gaussian_std)
 
 
 def crop_slice(boxes, num_images, first_crop, num_crops):

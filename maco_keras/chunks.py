@@ -41,18 +41,20 @@ class CropChunks:
         self.model_dtype = model_dtype
 
     def _chunk_gradient(self, images, boxes, noise_seeds, first, masks, multipliers, uniform, gaussian):
-        """One chunk: its crops' scores (N,) and the gradient of the scores at its crops."""
-        crops = augmentation_lib.cut(images, boxes, first, self.chunk, self.objective.input_shape[:2],
-                                     self.augmentation, noise_seeds, uniform, gaussian, gather=self.gather)
+        """One chunk: its crops' scores (N,) and the gradient of the scores at its crops (as cut, before `finish`)."""
+        cut = augmentation_lib.cut_crops(images, boxes, first, self.chunk, self.objective.input_shape[:2],
+                                         self.augmentation, gather=self.gather)
         with tf.GradientTape() as tape:
-            # The noise is additive: the gradient at the noisy crops is the crops' gradient.
-            tape.watch(crops)
+            tape.watch(cut)
+            # The noise is additive: it changes the crops, not their gradient.
+            crops = augmentation_lib.finish(cut, images.shape[0], first, self.chunk, self.augmentation, noise_seeds,
+                                            uniform, gaussian)
             outputs = self.objective.model(tf.cast(crops, self.model_dtype))
             if not isinstance(outputs, (list, tuple)):
                 outputs = [outputs]
             loss, values = self.objective.scores(list(outputs), masks, multipliers, self.chunk, self.num_crops)
             total = tf.reduce_sum(loss)
-        return values, tape.gradient(total, crops)
+        return values, tape.gradient(total, cut)
 
     def __call__(self, images, boxes, noise_seeds, first, masks, multipliers, uniform, gaussian):
         """Scores and image gradient of this slice of the step's crops.

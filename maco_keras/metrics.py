@@ -6,12 +6,16 @@
   between visualizations and natural images in a feature model chosen by the caller;
 - `transferability`: top-k accuracy of other classifiers on the visualizations;
 - `logit_magnitude`: the target logit, the quantity being maximized;
+- `path_similarity`: a faithfulness check after Geirhos et al. (ICML 2024): along the
+  network's path, is a picture processed like natural images of its class, rather than
+  like those of other classes? (`path_layers`, `layer_activations` feed it);
 - `center_crop`: the paper's 299/512 centre crop (against the centre bias of FID).
 """
 
 import keras
 import numpy as np
 import scipy.linalg
+import scipy.stats
 import tensorflow as tf
 
 from . import validation
@@ -161,3 +165,105 @@ def logit_magnitude(model, images, labels, batch_size=32):
     """Mean logit of each visualization's own class in `model` (what MACO maximizes)."""
     logits = model_outputs(model, images, batch_size)
     return float(logits[np.arange(len(labels)), np.asarray(labels)].mean())
+
+
+def path_layers(model, count=4):
+    """`count` layers spread evenly along the path of a convolutional model: its spatial
+    (4-D) outputs at equal steps of depth, the last one included. Activations and residual
+    sums are preferred (what a block hands on), where the model has `count` of them.
+
+    Args:
+        model: a functional Keras model.
+        count: how many layers (default 4).
+
+    Returns:
+        list of layer names, input side first.
+    """
+    count = validation.positive_int("count", count)
+    spatial = [layer.name for layer in model.layers
+               if not isinstance(layer, keras.layers.InputLayer) and len(getattr(layer, "output").shape) == 4]
+    handed_on = [name for name in spatial
+                 if isinstance(model.get_layer(name), (keras.layers.ReLU, keras.layers.Activation, keras.layers.Add))]
+    spatial = handed_on if len(handed_on) >= count else spatial
+    if not spatial:
+        raise ValueError(f"expected a model with spatial (batch, height, width, channels) layers, received: "
+                         f"model={model.name}")
+    picks = np.linspace(len(spatial) / count, len(spatial), min(count, len(spatial))).round().astype(int) - 1
+    return [spatial[index] for index in sorted(set(picks.tolist()))]
+
+
+def layer_activations(model, layers, images, batch_size=32):
+    """Each layer's activations, averaged over space, for `images` (resized to the model input).
+
+    Returns:
+        {layer: float64 array (n, channels)}.
+    """
+    outputs = [model.get_layer(layer).output for layer in layers]
+    pooled = [keras.ops.mean(output, axis=tuple(range(1, len(output.shape) - 1))) if len(output.shape) > 2 else output
+              for output in outputs]
+    probe = keras.Model(model.inputs, pooled)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    parts = [[np.asarray(value, np.float64) for value in probe(_resize_to(model, images[start:start + batch_size]),
+                                                               training=False)]
+             for start in range(0, len(images), batch_size)]
+    return {layer: np.concatenate([part[index] for part in parts]) for index, layer in enumerate(layers)}
+
+
+def _spearman_rows(a, b):
+    """Spearman's rank correlation between every row of `a` (n, d) and every row of `b` (m, d): (n, m)."""
+    def standardized_ranks(values):
+        ranks = scipy.stats.rankdata(values, axis=1)
+        ranks -= ranks.mean(1, keepdims=True)
+        return ranks / np.maximum(np.linalg.norm(ranks, axis=1, keepdims=True), 1e-12)
+
+    return standardized_ranks(a) @ standardized_ranks(b).T
+
+
+def path_similarity(activations, labels, natural_activations, natural_labels):
+    """The faithfulness check: per layer, is each picture closer to natural images of its own class than to others'?
+
+    Geirhos et al. ("Don't trust your eyes", ICML 2024) show that a feature visualization
+    can look right while the network processes it unlike any natural image, and check the
+    *path*: the activations a picture causes at each layer along the way, against those of
+    natural images. Here, at each layer, a picture's similarity to a natural image is
+    Spearman's rank correlation of their (spatially averaged) activations, which ignores
+    how much harder a picture drives the layer than photos do. The score is the chance that
+    a natural image of the picture's class is more similar to it than one of another class
+    (an AUC): 0.5 means the picture is processed like an arbitrary image at that layer,
+    1.0 like its class's photos and no other. A prior that paints class-like pictures
+    the network does not use would score high at the early layers and no better at the
+    late ones; a faithful picture rises towards the end of the path like photos do.
+
+    Args:
+        activations: {layer: (n, d)} of the pictures (`layer_activations`).
+        labels: (n,) each picture's class.
+        natural_activations: {layer: (m, d)} of natural images, same layers.
+        natural_labels: (m,) their classes; every picture's class needs at least one natural
+            image, and there must be images of other classes.
+
+    Returns:
+        {layer: float array (n,)}: each picture's AUC at that layer.
+
+    Example:
+        >>> layers = path_layers(model)
+        >>> auc = path_similarity(layer_activations(model, layers, pictures), classes,
+        ...                       layer_activations(model, layers, photos), photo_classes)
+    """
+    labels, natural_labels = np.asarray(labels), np.asarray(natural_labels)
+    same = labels[:, None] == natural_labels[None]
+    if not same.any(1).all():
+        missing = sorted(set(labels[~same.any(1)].tolist()))
+        raise ValueError(f"expected natural images of every picture's class, received: none of classes {missing}")
+    if same.all(1).any():
+        raise ValueError("expected natural images of other classes than each picture's, received: only its own")
+    scores = {}
+    for layer, values in activations.items():
+        similarity = _spearman_rows(_features(f"activations[{layer!r}]", values),
+                                    _features(f"natural_activations[{layer!r}]", natural_activations[layer]))
+        aucs = []
+        for row, own in zip(similarity, same):
+            # Over every (own-class image, other-class image) pair: how often the own-class one is closer; ties half.
+            ours, theirs = row[own][:, None], row[~own][None]
+            aucs.append(float(((ours > theirs) + 0.5 * (ours == theirs)).mean()))
+        scores[layer] = np.array(aucs)
+    return scores

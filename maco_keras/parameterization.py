@@ -110,6 +110,12 @@ class MacoImage(ImageParameterization):
             space, before recorrelation and the sigmoid (default 1.0: the paper's unit
             standardization, which gives pixels a standard deviation of about 0.14 of the
             range; 1.9 gives about 0.23, that of ImageNet photos).
+        phase_as: how the phase is a weight: "angle" (default, the paper's): `phase` holds
+            angles, (N, C, H, W // 2 + 1); "complex": `phase` holds each frequency's phase as
+            a complex number (real, imaginary), (N, C, H, W // 2 + 1, 2), normalized to unit
+            length when rendered. The optimizer then moves points in the plane: a step turns a
+            phase less as its point moves away from 0, a built-in annealing, and no angle
+            wraps around.
 
     Example:
         >>> images = MacoImage(num_images=4, image_size=224, values_range=(-1, 1))
@@ -118,14 +124,17 @@ class MacoImage(ImageParameterization):
     """
 
     def __init__(self, num_images, image_size, channels=3, magnitude=None, values_range=(0.0, 1.0),
-                 seed=None, contrast=1.0, **kwargs):
+                 seed=None, contrast=1.0, phase_as="angle", **kwargs):
         super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
         self.contrast = validation.positive_float("contrast", contrast)
+        if phase_as not in ("angle", "complex"):
+            raise ValueError(f"expected phase_as 'angle' or 'complex', received: phase_as={phase_as!r}")
+        self.phase_as = phase_as
         magnitude = spectrum.resolve_magnitude(magnitude, self.image_size, self.channels)
         self.start_phase = None
         phase_shape = (self.num_images, self.channels, *spectrum.spectrum_shape(self.image_size))
         self.phase = self.add_weight(
-            shape=phase_shape, name="phase", trainable=True,
+            shape=phase_shape + ((2,) if phase_as == "complex" else ()), name="phase", trainable=True,
             initializer=keras.initializers.RandomUniform(-math.pi, math.pi, seed=self.seed),
         )
         self.magnitude = self.add_weight(
@@ -134,31 +143,44 @@ class MacoImage(ImageParameterization):
         )
         self.built = True
 
+    def _as_weight(self, angles):
+        """Angles (N, C, H, W // 2 + 1) as the `phase` weight's values."""
+        if self.phase_as == "complex":
+            return tf.stack([tf.cos(angles), tf.sin(angles)], axis=-1)
+        return angles
+
     def reset(self, seed, unit_keys=None):
         if self.start_phase is not None:
-            self.phase.assign(self.start_phase)
+            self.phase.assign(self._as_weight(self.start_phase))
             return
-        shape = self.phase.shape[1:]
-        self.phase.assign(self.initial_draws(
-            lambda image_seed: tf.random.stateless_uniform(shape, image_seed, -math.pi, math.pi, alg=RNG), seed, unit_keys))
+        shape = self.phase.shape[1:4]
+        self.phase.assign(self._as_weight(self.initial_draws(
+            lambda image_seed: tf.random.stateless_uniform(shape, image_seed, -math.pi, math.pi, alg=RNG), seed,
+            unit_keys)))
 
     def set_start_phase(self, phase):
         """Makes every run start from `phase` (N, C, H, W // 2 + 1), e.g. `spectrum.image_phase` of
         real images (feature accentuation), instead of a random phase; None: random again."""
         if phase is not None:
             phase = np.asarray(phase, np.float32)
-            if phase.shape != tuple(self.phase.shape):
-                raise ValueError(f"expected a phase of shape {tuple(self.phase.shape)}, received: phase.shape="
+            if phase.shape != tuple(self.phase.shape[:4]):
+                raise ValueError(f"expected a phase of shape {tuple(self.phase.shape[:4])}, received: phase.shape="
                                  f"{phase.shape}")
         self.start_phase = phase
 
     def frequency_radius(self):
-        return [spectrum.frequency_radius(self.image_size)[None, None]]
+        radius = spectrum.frequency_radius(self.image_size)[None, None]
+        return [radius[..., None] if self.phase_as == "complex" else radius]
 
     def spatial_images(self):
         """`irfft2d(magnitude * exp(i * phase))` as (N, H, W, C), before any normalization."""
         magnitude = tf.convert_to_tensor(self.magnitude)
-        spectra = tf.complex(magnitude * tf.cos(self.phase), magnitude * tf.sin(self.phase))
+        if self.phase_as == "complex":
+            real, imaginary = self.phase[..., 0], self.phase[..., 1]
+            scale = magnitude * tf.math.rsqrt(real * real + imaginary * imaginary + 1e-12)
+            spectra = tf.complex(scale * real, scale * imaginary)
+        else:
+            spectra = tf.complex(magnitude * tf.cos(self.phase), magnitude * tf.sin(self.phase))
         return tf.transpose(spectrum.irfft2d_per_image(spectra, self.image_size), (0, 2, 3, 1))
 
     def call(self, inputs=None):
@@ -168,7 +190,7 @@ class MacoImage(ImageParameterization):
         return self.to_values_range(tf.nn.sigmoid(color.recorrelate(images)))
 
     def get_config(self):
-        return {**super().get_config(), "contrast": self.contrast}
+        return {**super().get_config(), "contrast": self.contrast, "phase_as": self.phase_as}
 
     @classmethod
     def from_config(cls, config):

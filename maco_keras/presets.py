@@ -33,6 +33,8 @@ def maco(
     crop_scale: Schedule = optimization.Ramp(0.5, 0.25),
     crop_scale_std: float = 0.1,
     crop_scale_of: str = "area",
+    antialias: bool = False,
+    phase_as: str = "angle",
     noise: Schedule = 0.1,
     learning_rate: Optional[Schedule] = None,
     optimizer: Optional[keras.optimizers.Optimizer] = None,
@@ -84,6 +86,10 @@ def maco(
             The paper's "N(0.25, 0.1), on average 25% of the image" reads either way;
             "area" was chosen by measurement (benchmarks/RESULTS.md, Table 3: the
             "crop side 0.25" row is the other reading).
+        antialias: cut crops at twice the model input and average 2x2 pixels (default
+            False; see `Augmentation`).
+        phase_as: "angle" (default, the paper's) or "complex": the phase as a normalized
+            complex number (see `MacoImage`).
         noise: amplitude a of the additive U(-a, a) noise, as a fraction of the
             `values_range` span (paper: 0.1); a number, callable or sequence.
         learning_rate: NAdam learning rate (paper: 1.0), a number or a per-step schedule (a
@@ -95,7 +101,10 @@ def maco(
         magnitude: array (C, H, W // 2 + 1) (see `compute_magnitude`); default ImageNet.
         contrast: standard deviation the image is standardized to in the decorrelated
             colour space, before the sigmoid (default 0.7; paper: 1.0; see `MacoImage`).
-        seed: int; the same seed gives the same images. None: random.
+        seed: int; a unit's random draws are keyed by (seed, the unit's name, step), so
+            the same unit, settings and seed give the same image alone, in any batch or
+            shard (bit for bit on one device and compile mode, where the model's kernels
+            give an example the same bits at any batch size; see `seeding`). None: random.
         jit_compile: compile with XLA (recommended on GPU/TPU; slower on CPU).
         verbose: show a progress bar.
         input_shape: (h, w, C) of the model, for a callable objective.
@@ -106,12 +115,13 @@ def maco(
             replicas, the phase is mirrored and the gradients summed. `crops` must be
             divisible by the number of replicas. Build or load the model under
             `strategy.scope()` so that each replica holds its weights. Default None: one device.
-        crop_chunk: crops per image that a device processes at once; the others follow in a
-            fixed order with the gradients summed (same seed, same bits). Lower it when the
+        crop_chunk: crops per image that a device processes at once; the others follow, and
+            the crops' gradients reach the image together (the same bits as without chunks). Lower it when the
             model's activations for `batch_size x crops` crops do not fit in memory. Must
             divide the crops per replica. Default None: all at once.
         batch_size: objectives optimized together (default None: all N at once); memory
-            grows with `batch_size x crop_chunk`, not with N.
+            grows with `batch_size x crop_chunk`, not with N. A unit's picture does not
+            depend on its batch (see `seed`).
         relu_redirect_steps: for the first this many steps (default 0: off), the model's
             ReLUs pass gradients through dead units (Lucid's redirected ReLU), so that
             internal units that start inactive can wake up. The forward pass is unchanged.
@@ -148,6 +158,9 @@ def maco(
         learning_rate_schedule, learning_rate = learning_rate, 1.0
     learning_rate = validation.non_negative_float("learning_rate", learning_rate)
     contrast = validation.positive_float("contrast", contrast)
+    antialias = validation.boolean("antialias", antialias)
+    if phase_as not in ("angle", "complex"):
+        raise ValueError(f"expected phase_as 'angle' or 'complex', received: phase_as={phase_as!r}")
 
     def prepare(compiled, size):
         channels = compiled.input_shape[-1]
@@ -159,14 +172,15 @@ def maco(
         placeholder = np.ones((channels, *spectrum.spectrum_shape(size)), np.float32)
         return parameterization_lib.MacoImage(
             num_images, size, channels, magnitude=placeholder, values_range=values_range, seed=seed,
-            contrast=contrast)
+            contrast=contrast, phase_as=phase_as)
 
     return engine.run_method(
         objective, units, input_shape, make_images=make_images, cache=_IMAGES, prepare=prepare,
-        image_key=(contrast,),
+        image_key=(contrast, phase_as),
         steps=steps, image_size=image_size, crops=crops, crop_scale=crop_scale, noise=noise,
         values_range=values_range, seed=seed,
-        augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std), crop_scale_of=crop_scale_of),
+        augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std), crop_scale_of=crop_scale_of,
+                                                   antialias=antialias),
         optimizer=optimizer if optimizer is not None else optimization.default_optimizer(learning_rate),
         jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
         strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size, relu_redirect_steps=relu_redirect_steps,

@@ -26,6 +26,7 @@ import zipfile
 import matplotlib.image
 import numpy as np
 
+from . import storage
 from . import validation
 
 MANIFEST = "manifest.json"
@@ -77,20 +78,14 @@ class RunFolderError(ValueError):
     """The folder holds another run, or a manifest that cannot be read."""
 
 
-def write_atomic(path, data):
-    """Writes `data` (bytes) to `path` whole: a temporary file in the same folder, then a rename."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+# Written whole or not at all (see `storage`); here for the modules that wrote with it before.
+write_atomic = storage.write_atomic
 
 
 def remove_stale_temporaries(folder):
     """Deletes the temporary files that killed processes of this host left in a run folder."""
+    if storage.is_url(folder):
+        return  # a bucket's leftovers are other objects: nothing reads them, and no pid says whose they are
     host = socket.gethostname()
     for path in pathlib.Path(folder).rglob(".*.tmp"):
         parts = path.name.rsplit(".", 3)  # .<name>.<host>.<pid>.tmp
@@ -126,13 +121,19 @@ def unit_files(unit):
 def _intact(path):
     """Cheap structural check: a PNG ends with its IEND chunk, an .npz has its zip directory."""
     try:
-        if path.suffix == ".png":
+        if isinstance(path, storage.GfilePath):
+            content = path.read_bytes()  # a few hundred kB; a remote file is read whole
+            head, tail, archive_file = content[:8], content[-12:], io.BytesIO(content)
+        elif path.suffix == ".png":
             with open(path, "rb") as handle:
                 head = handle.read(8)
                 handle.seek(-12, os.SEEK_END)
                 tail = handle.read(12)
+        else:
+            archive_file = path
+        if path.suffix == ".png":
             return head == b"\x89PNG\r\n\x1a\n" and tail[4:8] == b"IEND"
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(archive_file) as archive:
             return {"image.npy", "transparency.npy", "scores.npy"} <= set(archive.namelist())
     except (OSError, zipfile.BadZipFile, ValueError):
         return False
@@ -140,7 +141,7 @@ def _intact(path):
 
 def unit_is_finished(folder, unit, entry=None):
     """Whether a unit's three files are there and intact (and, if recorded, of the recorded sizes)."""
-    folder = pathlib.Path(folder)
+    folder = storage.path(folder)
     sizes = (entry or {}).get("sizes", {})
     for kind, relative in unit_files(unit).items():
         path = folder / relative
@@ -153,7 +154,7 @@ def unit_is_finished(folder, unit, entry=None):
 
 def save_unit(folder, unit, image, transparency, scores, values_range):
     """Writes a unit's image PNG, transparency PNG and .npz, each atomically; returns their sizes."""
-    folder = pathlib.Path(folder)
+    folder = storage.path(folder)
     display = to_display(image[None], values_range)[0]
     alpha = transparency_alpha(transparency[None])[0]
     contents = {
@@ -214,12 +215,12 @@ class ModelRoot:
     """
 
     def __init__(self, folder):
-        self.folder = pathlib.Path(folder)
+        self.folder = storage.path(folder)
         self.path = self.folder / MODEL_MANIFEST
 
     @staticmethod
     def is_root(folder):
-        return (pathlib.Path(folder) / MODEL_MANIFEST).is_file()
+        return (storage.path(folder) / MODEL_MANIFEST).is_file()
 
     def read(self):
         """The model manifest as a dict, or None when the folder has none."""
@@ -284,7 +285,7 @@ class RunFolder:
     """
 
     def __init__(self, folder):
-        self.folder = pathlib.Path(folder)
+        self.folder = storage.path(folder)
         self.path = self.folder / MANIFEST
 
     def _description(self):
@@ -498,5 +499,5 @@ def shard_units(units, index, count):
 
 def load_unit(folder, unit):
     """A finished unit's arrays: dict with image, transparency, scores."""
-    with np.load(pathlib.Path(folder) / unit_files(unit)["data"]) as data:
+    with np.load(io.BytesIO((storage.path(folder) / unit_files(unit)["data"]).read_bytes())) as data:
         return {key: data[key] for key in data.files}

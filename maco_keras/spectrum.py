@@ -48,8 +48,7 @@ def irfft2d_per_image(spectra, image_size):
     Returns:
         float32 tensor (N, C, H, W).
     """
-    return tf.map_fn(lambda spectrum: tf.signal.irfft2d(spectrum, fft_length=image_size), spectra,
-                     fn_output_signature=tf.float32)
+    return tf.stack([tf.signal.irfft2d(spectra[index], fft_length=image_size) for index in range(spectra.shape[0])])
 
 
 @functools.lru_cache(maxsize=1)

@@ -30,6 +30,7 @@ def resolve_strategy(strategy):
 
 
 def is_tpu(strategy):
+    """Whether `strategy` runs on TPU cores (which compile the replicated step with XLA)."""
     return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
 
 
@@ -53,7 +54,6 @@ def split_crops(num_crops, strategy, crop_chunk):
             f"expected `crop_chunk` to divide the {per_replica} crops per image each replica processes per step, "
             f"received: crop_chunk={crop_chunk}")
     return per_replica, crop_chunk
-
 
 
 def coarse_to_fine_gradients(gradients, radii, cutoff):

@@ -73,3 +73,10 @@ def seed(value, name="seed"):
     if not 0 <= value < 2**31:
         raise ValueError(f"`{name}` must be in [0, 2**31), got {value}.")
     return int(value)
+
+
+def boolean(name, value):
+    """`value` if it is a bool (NumPy's too), else a TypeError naming `name`."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"expected True or False, received: {name}={value!r}")
+    return bool(value)

@@ -121,3 +121,22 @@ def test_noise_adds_each_term_whose_amplitude_is_not_zero():
     for (a, std), want in zip(amplitudes, expected):
         got = add_noise(seeds, images, tf.constant(a), tf.constant(std))
         np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_antialiased_crops_are_box_filtered_crops_of_twice_the_size(tiny_model):
+    import maco_keras
+
+    images = tf.random.stateless_uniform((2, 64, 64, 3), (3, 4))
+    seeds = seeding.unit_seeds(tf.constant([1, 0]), [5, 6])
+    plain = augmentation.Augmentation()
+    smooth = augmentation.Augmentation(antialias=True)
+    drawn, boxes, noise_seeds = augmentation.draw(seeds, images, 3, smooth, 0.5, 0.0, 0.0)
+    crops = augmentation.cut(drawn, boxes, 0, 3, (8, 8), smooth, noise_seeds, 0.0, 0.0)
+    large = augmentation.cut(drawn, boxes, 0, 3, (16, 16), plain, noise_seeds, 0.0, 0.0)
+    assert crops.shape == (6, 8, 8, 3)
+    np.testing.assert_allclose(crops.numpy(), tf.nn.avg_pool2d(large, 2, 2, "VALID").numpy(), rtol=1e-6, atol=1e-6)
+    kwargs = dict(units=[1, 2], steps=2, image_size=40, crops=4, seed=0, verbose=False)
+    smoothed, _ = maco_keras.maco(tiny_model, antialias=True, **kwargs)
+    chunked, _ = maco_keras.maco(tiny_model, antialias=True, crop_chunk=2, **kwargs)
+    np.testing.assert_array_equal(smoothed, chunked)
+    assert not np.array_equal(smoothed, maco_keras.maco(tiny_model, **kwargs)[0])

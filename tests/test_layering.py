@@ -8,7 +8,7 @@ from conftest import REPO
 
 ORDER = [
     "validation", "seeding", "color", "spectrum", "parameterization", "native", "augmentation", "models", "taps", "objectives", "objective",
-    "chunks", "steps", "optimization", "engine", "presets", "baselines", "results", "metrics", "plots", "applications", "examples", "atlas",
+    "chunks", "steps", "optimization", "engine", "presets", "baselines", "storage", "results", "metrics", "plots", "applications", "examples", "atlas",
     "cli", "xplique_compat", "__main__",
 ]
 PACKAGE = REPO / "maco_keras"

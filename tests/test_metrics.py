@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from maco_keras import metrics
 
@@ -73,3 +74,35 @@ def test_transferability_is_high_on_training_like_images():
     assert shuffled["tiny"][1] < 0.2
     assert metrics.logit_magnitude(classifier, fresh, fresh_labels) > metrics.logit_magnitude(
         classifier, fresh, (fresh_labels + 1) % 3)
+
+
+def test_path_similarity_tells_class_like_activations_from_arbitrary_ones():
+    rng = np.random.default_rng(0)
+    classes = np.repeat(np.arange(5), 4)  # 4 natural images of each of 5 classes
+    prototypes = rng.normal(size=(5, 32))
+    natural = {"early": prototypes[classes] + 0.3 * rng.normal(size=(20, 32))}
+    faithful = {"early": prototypes[[0, 3]] + 0.3 * rng.normal(size=(2, 32))}
+    arbitrary = {"early": rng.normal(size=(2, 32))}
+    high = metrics.path_similarity(faithful, [0, 3], natural, classes)["early"]
+    chance = metrics.path_similarity(arbitrary, [0, 3], natural, classes)["early"]
+    assert high.shape == (2,) and np.all(high > 0.95)
+    assert np.all(np.abs(chance - 0.5) < 0.3)
+    # Ranks only: driving the layer 10 times harder changes nothing.
+    scaled = metrics.path_similarity({"early": 10 * faithful["early"]}, [0, 3], natural, classes)["early"]
+    np.testing.assert_allclose(scaled, high)
+    with pytest.raises(ValueError, match="none of classes \\[7\\]"):
+        metrics.path_similarity(faithful, [0, 7], natural, classes)
+    with pytest.raises(ValueError, match="other classes"):
+        metrics.path_similarity(faithful, [0, 0], natural, np.zeros(20, int))
+
+
+def test_path_layers_and_their_activations(tiny_model):
+    assert metrics.path_layers(tiny_model, count=4) == ["conv1", "conv2"]
+    assert metrics.path_layers(tiny_model, count=1) == ["conv2"]
+    images = np.random.default_rng(1).uniform(-1, 1, (3, 40, 40, 3)).astype(np.float32)
+    activations = metrics.layer_activations(tiny_model, ["conv1", "conv2"], images, batch_size=2)
+    assert activations["conv1"].shape == (3, 8) and activations["conv2"].shape == (3, 16)
+    expected = tiny_model.get_layer("conv2").output
+    probe = keras.Model(tiny_model.inputs, expected)
+    resized = tf.image.resize(images, (32, 32), antialias=True)
+    np.testing.assert_allclose(activations["conv2"], probe(resized).numpy().mean((1, 2)), rtol=1e-5, atol=1e-6)

@@ -61,6 +61,27 @@ def test_serialization_round_trip():
     np.testing.assert_allclose(restored().numpy(), layer().numpy(), atol=1e-5)
 
 
+def test_a_complex_phase_renders_its_angle(tiny_model):
+    """phase_as="complex": the same image as the angle of each (real, imaginary) pair, at any length."""
+    complex_images = MacoImage(2, 32, values_range=(-1, 1), phase_as="complex")
+    complex_images.reset(3)
+    vectors = complex_images.phase.numpy()
+    assert vectors.shape == (2, 3, 32, 17, 2)
+    np.testing.assert_allclose(np.hypot(vectors[..., 0], vectors[..., 1]), 1.0, rtol=1e-6)
+    complex_images.phase.assign(vectors * np.random.default_rng(0).uniform(0.5, 3.0, vectors.shape[:-1] + (1,)))
+    angle_images = MacoImage(2, 32, values_range=(-1, 1))
+    angle_images.phase.assign(np.arctan2(vectors[..., 1], vectors[..., 0]))
+    np.testing.assert_allclose(complex_images().numpy(), angle_images().numpy(), atol=2e-5)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(complex_images))
+    assert restored.get_config()["phase_as"] == "complex"
+    with pytest.raises(ValueError, match="phase_as"):
+        MacoImage(1, 32, phase_as="polar")
+    # Through maco, with the defaults' coarse to fine (its radii broadcast over the pairs).
+    visualization = maco_keras.maco(tiny_model, units=[1], steps=6, image_size=40, crops=4, seed=0, verbose=False,
+                                    phase_as="complex", return_visualization=True)
+    assert visualization.scores[-1, 0] > visualization.scores[0, 0]
+
+
 def test_contrast_scales_the_image_before_the_sigmoid():
     plain = MacoImage(num_images=2, image_size=32, values_range=(0, 1), seed=6)
     stronger = MacoImage(num_images=2, image_size=32, values_range=(0, 1), seed=6, contrast=1.9)

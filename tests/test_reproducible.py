@@ -120,3 +120,29 @@ def test_a_folder_of_per_batch_draws_is_read_but_not_resumed(tiny_model, tmp_pat
     # Its finished units are still read, and an atlas is still drawn.
     assert sorted(results.RunFolder(folder).read()["units"]) == ["0", "1", "2"]
     assert cli.main(["atlas", str(folder)]) == 0
+
+
+def test_a_run_folder_on_a_tensorflow_file_system(tiny_model, tmp_path, capsys):
+    """--out on a file system reached through tf.io.gfile (ram:// here, gs:// on a Cloud TPU VM): two shards,
+    a resume that rewrites nothing, and the same pictures as a local folder."""
+    model_path = tmp_path / "tiny.keras"
+    tiny_model.save(model_path)
+    common = ["--units", "0-4", "--steps", "2", "--image-size", "40", "--crops", "2", "--batch", "2", "--quiet"]
+    remote = "ram://maco-test/run"
+    for shard in ("0/2", "1/2"):
+        assert cli.main(["visualize", str(model_path), "--out", remote, "--shard", shard, *common]) == 0
+    folder = results.RunFolder(remote)
+    manifest = folder.read()
+    assert sorted(manifest["units"], key=int) == ["0", "1", "2", "3", "4"]
+    assert all(entry["state"] == "done" for entry in manifest["units"].values())
+    assert folder.finished(range(5)) == list(range(5))
+    capsys.readouterr()
+    assert cli.main(["visualize", str(model_path), "--out", remote, *common]) == 0
+    assert "5 of 5 units already in" in capsys.readouterr().out
+    assert cli.main(["visualize", str(model_path), "--out", str(tmp_path / "local"), *common]) == 0
+    for unit in range(5):
+        np.testing.assert_array_equal(results.load_unit(remote, unit)["image"],
+                                      results.load_unit(tmp_path / "local", unit)["image"])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["atlas", remote])
+    assert exit_info.value.code == 2 and "expected a local run folder" in capsys.readouterr().err

@@ -59,6 +59,8 @@ CASES = [
     (dict(units=[1], contrast=0.0), ValueError, "contrast"),
     (dict(units=[1], contrast=float("inf")), ValueError, "contrast"),
     (dict(units=[1], contrast="high"), TypeError, "contrast"),
+    (dict(units=[1], phase_as="polar"), ValueError, "phase_as"),
+    (dict(units=[1], antialias="yes"), TypeError, "antialias"),
 ]
 
 
