@@ -188,7 +188,8 @@ def path_layers(model, count=4):
     if not spatial:
         raise ValueError(f"expected a model with spatial (batch, height, width, channels) layers, received: "
                          f"model={model.name}")
-    picks = np.linspace(len(spatial) / count, len(spatial), min(count, len(spatial))).round().astype(int) - 1
+    count = min(count, len(spatial))
+    picks = np.linspace(len(spatial) / count, len(spatial), count).round().astype(int) - 1
     return [spatial[index] for index in sorted(set(picks.tolist()))]
 
 

@@ -82,11 +82,11 @@ def test_path_similarity_tells_class_like_activations_from_arbitrary_ones():
     prototypes = rng.normal(size=(5, 32))
     natural = {"early": prototypes[classes] + 0.3 * rng.normal(size=(20, 32))}
     faithful = {"early": prototypes[[0, 3]] + 0.3 * rng.normal(size=(2, 32))}
-    arbitrary = {"early": rng.normal(size=(2, 32))}
+    arbitrary = {"early": rng.normal(size=(200, 32))}  # each leans to some class by chance: many, on average
     high = metrics.path_similarity(faithful, [0, 3], natural, classes)["early"]
-    chance = metrics.path_similarity(arbitrary, [0, 3], natural, classes)["early"]
+    chance = metrics.path_similarity(arbitrary, np.arange(200) % 5, natural, classes)["early"]
     assert high.shape == (2,) and np.all(high > 0.95)
-    assert np.all(np.abs(chance - 0.5) < 0.3)
+    assert abs(chance.mean() - 0.5) < 0.05
     # Ranks only: driving the layer 10 times harder changes nothing.
     scaled = metrics.path_similarity({"early": 10 * faithful["early"]}, [0, 3], natural, classes)["early"]
     np.testing.assert_allclose(scaled, high)
