@@ -180,6 +180,11 @@ def crop_and_resize_gather(images, boxes, image_indices, output_size):
     return tf.where(inside, crops, tf.zeros_like(crops))
 
 
+def crop_images(num_images, num_crops):
+    """int32 tensor (K * N,): the image each crop of a crop-major batch is cut from (crop k * N + i: image i)."""
+    return tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+
+
 def crop_and_resize_crop_major(images, boxes, num_crops, output_size):
     """`tf.image.crop_and_resize` of K crops per image in crop-major order, deterministic gradient.
 
@@ -193,7 +198,7 @@ def crop_and_resize_crop_major(images, boxes, num_crops, output_size):
         tensor (K * N, h, w, C).
     """
     num_images = images.shape[0]
-    image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+    image_indices = crop_images(num_images, num_crops)
 
     @tf.custom_gradient
     def crop(images, boxes):
@@ -231,11 +236,11 @@ def crop_gradient(upstream, boxes, num_crops, images_shape, dtype=tf.float32, ga
         zeros = tf.zeros(images_shape, dtype)
         with tf.GradientTape() as tape:
             tape.watch(zeros)
-            crops = crop_and_resize_gather(zeros, boxes, tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops]),
+            crops = crop_and_resize_gather(zeros, boxes, crop_images(num_images, num_crops),
                                            output_size)
         return tape.gradient(crops, zeros, output_gradients=upstream)
     if dtype == tf.float32 and native.runs_on_cpu(upstream):
-        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+        image_indices = crop_images(num_images, num_crops)
         total = native.crop_and_resize_grad_image(upstream, boxes, image_indices, (num_images, height, width))
         if total is not None:
             return total
@@ -329,7 +334,7 @@ def cut_crops(images, boxes, first_crop, num_crops, output_size, augmentation, g
     boxes = crop_slice(boxes, num_images, first_crop, num_crops)
     size = cut_size(output_size, augmentation)
     if gather:
-        image_indices = tf.tile(tf.range(num_images, dtype=tf.int32), [num_crops])
+        image_indices = crop_images(num_images, num_crops)
         return crop_and_resize_gather(images, boxes, image_indices, size)
     return crop_and_resize_crop_major(images, boxes, num_crops, size)
 

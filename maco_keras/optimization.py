@@ -348,7 +348,7 @@ class OptimizationLoop:
     @objective.setter
     def objective(self, objective):
         # Same structure (a cached loop's); carries a call's names.
-        self.step.objective = self.step.chunks.objective = objective
+        self.step.chunks.objective = objective
 
     def _record(self, step, scores, image_gradient):
         self.transparency_sum.assign_add(tf.abs(image_gradient))

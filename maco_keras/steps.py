@@ -94,7 +94,6 @@ class Step:
                  crop_chunk=None, jit_compile=False, relu_redirect_steps=0, learning_rate_schedule=False,
                  radii=None):
         self.parameterization = parameterization
-        self.objective = objective
         self.num_crops = num_crops
         self.augmentation = augmentation
         self.strategy = resolve_strategy(strategy)
