@@ -39,10 +39,12 @@ Run:    python benchmarks/frontier.py                                   # about 
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import pathlib
+import textwrap
 import time
 from typing import Callable, Optional
 
@@ -61,7 +63,7 @@ from xplique.features_visualizations import maco as xplique_maco  # noqa: E402
 
 import maco_keras  # noqa: E402
 from common import REPO, frontier_section, load_natural, markdown_table, shared_dir, write_section  # noqa: E402
-from maco_keras import baselines, metrics, plots  # noqa: E402
+from maco_keras import baselines, metrics, objectives, plots  # noqa: E402
 
 VALUES_RANGE = (-1.0, 1.0)  # the shared models' input range
 SUBJECTS = {"mobilenet_v2": ("MobileNetV2", "mobilenet_v2_1.0_224.keras"),
@@ -149,12 +151,67 @@ def large_crops_first(steps):
     return np.linspace(0.5, 0.25, steps)
 
 
+def from_data(function):
+    """Marks a setting computed from the subject and the classes: `(model, classes) -> value` (a prior from data)."""
+    function.from_data = True
+    return function
+
+
+@functools.lru_cache(maxsize=None)
+def natural_images():
+    return load_natural(shared_dir(), 512, VALUES_RANGE)
+
+
+EXAMPLES_PER_UNIT = 8
+
+
+def unit_examples(model, classes, count=EXAMPLES_PER_UNIT):
+    """Each class's `count` dataset examples: the shared photos its logit ranks highest, among those that
+    no score sees (not the judges' reference photos, 1 mod 4, nor the visualized classes' own photos)."""
+    natural, labels = natural_images()
+    pool = natural[(labels % 4 == 3) & ~np.isin(labels, classes)]
+    logits = metrics.model_outputs(model, pool)
+    return [pool[np.argsort(-logits[:, unit], kind="stable")[:count]] for unit in classes]
+
+
+@from_data
+def examples_magnitude(model, classes):
+    """One magnitude per class, the mean of its dataset examples' (`unit_examples`)."""
+    return np.stack([maco_keras.compute_magnitude(images, values_range=VALUES_RANGE)
+                     for images in unit_examples(model, classes)])
+
+
+def distribution_layers(model):
+    """Three layers for VITAL's term, spread along the path and none of the faithfulness check's."""
+    return metrics.path_layers(model, 9)[0:7:3]
+
+
+def vital_method(note, weight):
+    """The fast preset, each class's logit plus `weight` times VITAL's feature distribution term towards its
+    dataset examples (`unit_examples`), one class at a time (a unit's picture does not depend on its batch)."""
+    def run(model, classes, seed, steps, snapshot_steps):
+        layers = distribution_layers(model)
+        results = []
+        for unit, examples in zip(classes, unit_examples(model, classes)):
+            objective = (objectives.logit(model, [int(unit)])
+                         + weight * objectives.feature_distribution(model, layers, examples))
+            results.append(maco_keras.maco(objective, seed=seed, steps=steps, crops=32, values_range=VALUES_RANGE,
+                                           verbose=False, return_visualization=True, snapshot_steps=snapshot_steps,
+                                           **maco_keras.presets.schedules("fast")))
+        return {steps: (np.concatenate([r.images for r in results]),
+                        np.concatenate([r.transparency for r in results]))}
+
+    return Method(run, False, note)
+
+
 def maco_method(note, **overrides):
     def run(model, classes, seed, steps, snapshot_steps):
         # The paper's settings (maco's defaults until the fifth pass), then the method's changes.
         kwargs = {"crops": 32, **maco_keras.presets.schedules("paper"),
                   **{key: value(steps) if getattr(value, "per_budget", False) else value
                      for key, value in overrides.items()}}
+        kwargs = {key: value(model, classes) if getattr(value, "from_data", False) else value
+                  for key, value in kwargs.items()}
         result = maco_keras.maco(model, units=classes, seed=seed, steps=steps, values_range=VALUES_RANGE,
                                  verbose=False, return_visualization=True, snapshot_steps=snapshot_steps, **kwargs)
         return {**result.snapshots, steps: (result.images, result.transparency)}
@@ -230,6 +287,19 @@ METHODS = {
     "MACO, fast preset, complex phase": fast_preset(
         "the fast preset with phase_as='complex': each phase a complex number, normalized when rendered",
         phase_as="complex"),
+    "MACO, fast preset, ImageNet pixel statistics": fast_preset(
+        "the fast preset with pixel_statistics='imagenet': each RGB channel rendered with ImageNet's pixel mean "
+        "and standard deviation (0.485, 0.456, 0.406; 0.229, 0.224, 0.225) instead of one standardization to "
+        "contrast 0.7", pixel_statistics="imagenet"),
+    "MACO, fast preset, examples' magnitude (data)": fast_preset(
+        f"a prior from data: the fast preset with each class's own magnitude, the mean of its {EXAMPLES_PER_UNIT} "
+        "dataset examples' (the shared photos its logit ranks highest, none of which any score uses)",
+        magnitude=examples_magnitude),
+    "MACO, fast preset, VITAL term (data)": vital_method(
+        f"a prior from data: the fast preset, the class's logit plus 0.1 x VITAL's feature distribution term "
+        f"(sorted per-channel activations at 3 layers, none of the faithfulness check's) towards its "
+        f"{EXAMPLES_PER_UNIT} dataset examples (as above); 0.1: in a probe (2 classes, 32 steps) the weight "
+        f"past which the term's distance fell no further and the logit began to fall", 0.1),
     "MACO, fast preset, contrast 1": fast_preset(
         "the fast preset with contrast=1.0, the paper's standardization (PRESETS['fast'] until the fourth "
         "pass; the third pass's 'MACO, fast preset')", contrast=1.0),
@@ -447,6 +517,28 @@ def plot(rows, photos, path):
     plt.close(figure)
 
 
+def gallery(photos, pictures, captions, path):
+    """Each class's photo beside each method's picture of it (one row per class): the same units, side by side."""
+    columns = ["real photo"] + list(pictures)
+    figure, axes = plt.subplots(len(photos), len(columns), figsize=(1.9 * len(columns), 1.9 * len(photos)),
+                                squeeze=False)
+    for column, (title, images) in enumerate([("real photo", photos)] + list(pictures.items())):
+        for row, image in enumerate(images):
+            axis = axes[row][column]
+            axis.imshow(np.clip((np.asarray(image) - VALUES_RANGE[0]) / (VALUES_RANGE[1] - VALUES_RANGE[0]), 0, 1))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(textwrap.fill(title, 26), fontsize=7)
+            if column == 0:
+                axis.set_ylabel(captions[row], fontsize=7)
+    figure.tight_layout()
+    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    figure.savefig(temporary, dpi=60)
+    os.replace(temporary, path)
+    plt.close(figure)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS), choices=list(SUBJECTS))
@@ -469,6 +561,9 @@ def main():
     parser.add_argument("--results", type=pathlib.Path, default=REPO / "benchmarks" / "RESULTS.md")
     parser.add_argument("--tag", default="",
                         help="writes its own sections and figures (e.g. 'fourth pass'), beside those of other tags")
+    parser.add_argument("--gallery", action="store_true",
+                        help="also draw figures/gallery_<subject>.png: each class's photo beside every method's "
+                             "picture (the first seed, the largest budget)")
     parser.add_argument("--saved-only", action="store_true",
                         help="run nothing: score the saved runs only (a row's seeds are those of --seeds saved)")
     args = parser.parse_args()
@@ -513,10 +608,12 @@ def main():
         model = keras.models.load_model(shared / "models" / SUBJECTS[subject][1])
         scorer = Scorer(shared, subject, model, classes)
         photos = scorer(scorer.photos, photos=True)
-        rows = {}
+        rows, shown = {}, {}
         for name in args.methods:
             seeds = args.baseline_seeds if name in BASELINES else args.seeds
             per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in seeds]
+            if per_seed and per_seed[0]:
+                shown[name] = per_seed[0][max(per_seed[0])][0]
             for budget in sorted(set().union(*per_seed)):
                 runs = [pictures[budget] for pictures in per_seed if budget in pictures]  # all, unless --saved-only
                 rows[(name, budget)] = (min(seconds for _, seconds in runs), len(runs),
@@ -540,15 +637,19 @@ def main():
                    + " --schedule-budgets " + " ".join(map(str, args.schedule_budgets))
                    + " --baseline-budgets " + " ".join(map(str, args.baseline_budgets))
                    + " --xplique-budgets " + " ".join(map(str, args.xplique_budgets))
-                   + (f' --tag "{args.tag}"' if args.tag else "") + (" --saved-only" if args.saved_only else ""))
+                   + (f' --tag "{args.tag}"' if args.tag else "") + (" --gallery" if args.gallery else "")
+                   + (" --saved-only" if args.saved_only else ""))
         table = markdown_table(header, body)
         print(table, flush=True)
         title = SUBJECTS[subject][0] + (f", {args.tag}" if args.tag else "")
-        write_section(args.results, frontier_section(subject, args.tag), "\n".join([
-            f"## {title}", "",
-            f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min; saved runs are reused).", "",
-            class_line, "",
-            table, "", f"![frontier, {title}](figures/{figure.name})"]))
+        lines = [f"## {title}", "",
+                 f"Command: `{command}` ({(time.perf_counter() - start) / 60:.0f} min; saved runs are reused).", "",
+                 class_line, "", table, "", f"![frontier, {title}](figures/{figure.name})"]
+        if args.gallery and shown:
+            pictures = figure.with_name(f"gallery_{subject}{suffix}.png")
+            gallery(scorer.photos, shown, [f"{c} {labels[c].split(',')[0]}" for c in classes], pictures)
+            lines += ["", f"![the same classes: photos and pictures, {title}](figures/{pictures.name})"]
+        write_section(args.results, frontier_section(subject, args.tag), "\n".join(lines))
     print(f"wrote {args.results}")
 
 

@@ -152,9 +152,10 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
     Args:
         make_images: `(num_images, image_size, channels, values_range, seed) -> ImageParameterization`.
         cache: the preset's `optimization.ParameterizationCache`.
-        prepare: optional `(compiled, image_size) -> callable(images)`, run after the
-            validation to check preset-specific arguments and load per-call state into a
-            (possibly reused) parameterization.
+        prepare: optional `(compiled, image_size) -> callable(images, start, stop)`, run
+            after the validation to check preset-specific arguments; the callable loads
+            per-call state into a (possibly reused) parameterization of objectives
+            start to stop.
         image_key: the preset's own settings that change its parameterization (part of
             the reuse key).
         batch_size: objectives optimized together (default: all N); memory grows with it.
@@ -175,7 +176,7 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
     channels = compiled.input_shape[-1]
     load = prepare(compiled, size) if prepare is not None else None
     scope = optimization.resolve_strategy(strategy).scope
-    visualizations = []
+    visualizations, start = [], 0
     for batch in ([compiled] if batch_size is None else compiled.batches(batch_size)):
         def build(batch=batch):
             with scope():
@@ -183,7 +184,8 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
 
         images = cache.get((batch.num_objectives, size, channels, (low, high), tuple(image_key), id(strategy)), build)
         if load is not None:
-            load(images)
+            load(images, start, start + batch.num_objectives)
+        start += batch.num_objectives
         visualizations.append(visualize(
             batch, images, augmentation=augmentation, optimizer=optimizer, steps=steps, crops=crops,
             crop_scale=crop_scale, noise=noise, seed=seed, strategy=strategy, crop_chunk=crop_chunk,

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from . import objectives, taps
+from . import objectives, spectrum, taps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -201,3 +201,39 @@ def dataset_examples(model, layer, kind, folder, values_range, units, top=6, bat
             entries.append((int(running.rows[rank, column]), float(running.values[rank, column]), box))
         ranked[unit] = entries
     return Examples(paths, ranked, skipped, read)
+
+
+def example_images(examples, unit, size, values_range=(0.0, 255.0)):
+    """A unit's dataset examples as one array, best first: e.g. VITAL's reference images
+    (`objectives.feature_distribution`).
+
+    Args:
+        examples: `Examples` from `dataset_examples`.
+        unit: one of its units.
+        size: int or (height, width) the images are resized and centre-cropped to.
+        values_range: the range of the returned pixels (default (0, 255)).
+
+    Returns:
+        float32 array (k, height, width, 3).
+    """
+    if unit not in examples.top:
+        raise ValueError(f"expected one of the ranked units {sorted(examples.top)}, received: unit={unit!r}")
+    height, width = (size, size) if np.ndim(size) == 0 else size
+    low, high = values_range
+    images = [load_image(examples.paths[index], height, width) for index, _, _ in examples.top[unit]]
+    return low + (high - low) * np.stack(images).astype(np.float32) / 255.0
+
+
+def example_magnitudes(examples, units, image_size=512):
+    """One magnitude per unit, the mean of its dataset examples' (`spectrum.compute_magnitude`).
+
+    `maco(..., magnitude=example_magnitudes(examples, units))` draws each unit with the
+    second-order statistics of its own examples instead of ImageNet's: MACO still optimizes
+    the phase only, but the prior is now a few images (README, *Quality*).
+
+    Returns:
+        float32 array (len(units), 3, height, width // 2 + 1).
+    """
+    size = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
+    return np.stack([spectrum.compute_magnitude(example_images(examples, unit, size, (0.0, 1.0)))
+                     for unit in units])

@@ -229,6 +229,73 @@ def direction(model, layer, vectors, *, cossim_pow=2.0, token=None, prefix_token
     return Objective(model, [found], [masks], [_dot_cossim(float(cossim_pow))], [float(multiplier)], [names])
 
 
+def sorted_distance(output, reference):
+    """Minus the mean squared difference between each channel's activations, sorted over positions, and
+    `reference`, the same shape, already sorted (`feature_distribution`'s loss): (B,) scores, 0 at a match."""
+    flat = tf.reshape(tf.cast(output, tf.float32), (tf.shape(output)[0], -1, output.shape[-1]))
+    target = tf.reshape(tf.cast(reference, tf.float32), tf.shape(flat))
+    return -tf.reduce_mean(tf.square(tf.sort(flat, axis=1) - target), axis=(1, 2))
+
+
+def feature_distribution(model, layers, reference_images, *, multiplier=1.0, name="Distribution", batch_size=32):
+    """Keep each channel's activations distributed as on reference images: VITAL's feature distribution term.
+
+    Görgün et al. (ICCV 2025) match, at a few layers, the sorted activations of each channel
+    of the picture to those of reference images. Sorted values are the distribution's
+    quantiles, so their squared difference is the (1D, squared) Wasserstein distance between
+    the two distributions, whatever the positions. The reference quantiles are the mean over
+    the reference images of theirs (the distributions' Wasserstein barycentre). Each layer is
+    divided by its reference's mean per-channel variance, so that layers weigh alike. The
+    score is at most 0 (a match).
+
+    This is a prior from data: the pictures are pulled towards the references' statistics,
+    not only towards what the unit responds to. Compose it with a unit's objective, and
+    check with `metrics.path_similarity` that the picture is still the model's.
+
+    Args:
+        model: Keras model.
+        layers: names, paths or indices of spatial or token layers.
+        reference_images: array (R, h, w, C) in the model's input range, e.g. the unit's
+            top dataset examples (resized to the model input when of another size).
+        multiplier: the term's weight in a composition (default 1.0).
+        name: the objective's name stem (default "Distribution"; each layer adds its own).
+        batch_size: reference images per forward pass.
+
+    Returns:
+        An Xplique `Objective` with one objective (one sub-objective per layer): composed
+        with N units by `+`, it applies to each of them.
+
+    Example:
+        >>> obj = logit(model, 1) + 0.01 * feature_distribution(model, ["block_3_expand_relu"], goldfish_photos)
+    """
+    found = [layer_tap(model, layer, "layers") for layer in ([layers] if isinstance(layers, (str, int)) else layers)]
+    if not found:
+        raise ValueError(f"expected at least one layer, received: layers={layers!r}")
+    for tap in found:
+        if tap.rank == VECTOR_RANK:
+            raise ValueError(f"expected spatial or token layers (a distribution over positions), received: "
+                             f"layers containing {tap.path} with output shape {(None,) + tap.shape}")
+    images = np.asarray(reference_images, np.float32)
+    shape = taps.input_shape(model)
+    if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] != shape[-1]:
+        raise ValueError(f"expected reference_images (R, height, width, {shape[-1]}) with R >= 1, received: "
+                         f"reference_images.shape={images.shape}")
+    if images.shape[1:3] != tuple(shape[1:3]):
+        images = tf.image.resize(images, shape[1:3], antialias=True).numpy()
+    masks, multipliers, names = [], [], []
+    for tap in found:
+        compute = taps.output_function(tap)
+        outputs = np.concatenate([np.asarray(compute(tf.constant(images[start:start + batch_size])), np.float32)
+                                  for start in range(0, len(images), batch_size)])
+        flat = outputs.reshape(len(outputs), -1, outputs.shape[-1])
+        quantiles = np.sort(flat, axis=1).mean(axis=0)
+        variance = float(flat.var(axis=(0, 1)).mean()) + 1e-8
+        masks.append(quantiles.reshape((1,) + tap.shape))
+        multipliers.append(float(multiplier) / len(found) / variance)
+        names.append([f"{name}#{tap.name}"])
+    return Objective(model, found, masks, [sorted_distance] * len(found), multipliers, names)
+
+
 def unit_values(output, kind, token=None):
     """Every unit's own value for a batch of a layer's outputs, as the objectives define it.
 
@@ -259,4 +326,4 @@ def unit_objective(model, layer, kind, units, token=None):
     return neuron(model, layer, units, token=token)
 
 
-__all__ = ["channel", "direction", "layer_mean", "layer_tap", "logit", "neuron", "count_prefix_tokens", "token_index", "unit_objective", "unit_values"]
+__all__ = ["channel", "direction", "feature_distribution", "sorted_distance", "layer_mean", "layer_tap", "logit", "neuron", "count_prefix_tokens", "token_index", "unit_objective", "unit_values"]

@@ -97,13 +97,16 @@ class MacoImage(ImageParameterization):
     `x = sigmoid(recorrelate(contrast * standardize(irfft2d(magnitude * exp(i * phase)))))`,
     rescaled to `values_range`. `phase` is a trainable `tf.Variable` of shape
     (N, C, H, W // 2 + 1); `magnitude` a non-trainable weight of shape (C, H, W // 2 + 1),
-    by default the average ImageNet magnitude (`spectrum.imagenet_magnitude`).
+    by default the average ImageNet magnitude (`spectrum.imagenet_magnitude`), or
+    (N, C, H, W // 2 + 1), one per image.
 
     Args:
         num_images: N, one image per objective.
         image_size: int or (height, width).
         channels: C (3 for RGB, 1 for grayscale, other counts need a `magnitude`).
-        magnitude: array (C, H, W // 2 + 1), e.g. from `compute_magnitude`; default ImageNet.
+        magnitude: array (C, H, W // 2 + 1), e.g. from `compute_magnitude`, or (N, C, H,
+            W // 2 + 1), one per image (e.g. each from its unit's dataset examples: a prior
+            from data, see README *Quality*); default ImageNet.
         values_range: (low, high) pixel range of the rendered images.
         seed: int seed of the initial phase, drawn uniformly in [-pi, pi) (None: random).
         contrast: standard deviation of the standardized image in the decorrelated colour
@@ -116,6 +119,11 @@ class MacoImage(ImageParameterization):
             length when rendered. The optimizer then moves points in the plane: a step turns a
             phase less as its point moves away from 0, a built-in annealing, and no angle
             wraps around.
+        pixel_statistics: None (default: one standardization to `contrast`) or (mean, std),
+            each one value per RGB channel in [0, 1], e.g. `color.IMAGENET_PIXEL_STATISTICS`
+            (also "imagenet"): each image is standardized, recorrelated, and each of its RGB
+            channels given the logit offset and scale (`color.fit_pixel_statistics`) under
+            which its pixels have that mean and spread. `contrast` is then unused.
 
     Example:
         >>> images = MacoImage(num_images=4, image_size=224, values_range=(-1, 1))
@@ -124,13 +132,15 @@ class MacoImage(ImageParameterization):
     """
 
     def __init__(self, num_images, image_size, channels=3, magnitude=None, values_range=(0.0, 1.0),
-                 seed=None, contrast=1.0, phase_as="angle", **kwargs):
+                 seed=None, contrast=1.0, phase_as="angle", pixel_statistics=None, **kwargs):
         super().__init__(num_images, image_size, channels, values_range, seed, **kwargs)
         self.contrast = validation.positive_float("contrast", contrast)
         if phase_as not in ("angle", "complex"):
             raise ValueError(f"expected phase_as 'angle' or 'complex', received: phase_as={phase_as!r}")
         self.phase_as = phase_as
-        magnitude = spectrum.resolve_magnitude(magnitude, self.image_size, self.channels)
+        self.pixel_statistics = resolve_pixel_statistics(pixel_statistics, self.channels)
+        self._tone = None if self.pixel_statistics is None else color.fit_pixel_statistics(*self.pixel_statistics)
+        magnitude = spectrum.resolve_magnitude(magnitude, self.image_size, self.channels, num_images=self.num_images)
         self.start_phase = None
         phase_shape = (self.num_images, self.channels, *spectrum.spectrum_shape(self.image_size))
         self.phase = self.add_weight(
@@ -186,18 +196,57 @@ class MacoImage(ImageParameterization):
     def call(self, inputs=None):
         images = self.spatial_images()
         mean, variance = tf.nn.moments(images, axes=(1, 2, 3), keepdims=True)
-        images = (images - mean) * (self.contrast * tf.math.rsqrt(variance + 1e-10))
-        return self.to_values_range(tf.nn.sigmoid(color.recorrelate(images)))
+        if self._tone is None:
+            images = (images - mean) * (self.contrast * tf.math.rsqrt(variance + 1e-10))
+            return self.to_values_range(tf.nn.sigmoid(color.recorrelate(images)))
+        # Each RGB channel standardized on its own, then given the logit offset and scale
+        # under which its pixels take the target mean and spread through the sigmoid.
+        images = color.recorrelate((images - mean) * tf.math.rsqrt(variance + 1e-10))
+        mean, variance = tf.nn.moments(images, axes=(1, 2), keepdims=True)
+        offset, scale = (tf.constant(value) for value in self._tone)
+        images = offset + scale * (images - mean) * tf.math.rsqrt(variance + 1e-10)
+        return self.to_values_range(tf.nn.sigmoid(images))
 
     def get_config(self):
-        return {**super().get_config(), "contrast": self.contrast, "phase_as": self.phase_as}
+        statistics = None if self.pixel_statistics is None else [list(part) for part in self.pixel_statistics]
+        return {**super().get_config(), "contrast": self.contrast, "phase_as": self.phase_as,
+                "pixel_statistics": statistics, "magnitude_per_image": len(self.magnitude.shape) == 4}
 
     @classmethod
     def from_config(cls, config):
         # The magnitude is a weight: it is restored with the weights, not the config.
         size = validation.image_size("image_size", config["image_size"])
         placeholder = np.zeros((config["channels"], *spectrum.spectrum_shape(size)), np.float32)
+        if config.get("magnitude_per_image"):
+            placeholder = np.zeros((config["num_images"],) + placeholder.shape, np.float32)
+        config = {key: value for key, value in config.items() if key != "magnitude_per_image"}
         return cls(magnitude=placeholder, **config)
+
+
+def resolve_pixel_statistics(pixel_statistics, channels, name="pixel_statistics"):
+    """None, or ((mean per channel), (std per channel)) as tuples of floats; "imagenet" is ImageNet's.
+
+    `channels`: the count expected (None: any, the same for both).
+    """
+    if pixel_statistics is None:
+        return None
+    if isinstance(pixel_statistics, str):
+        if pixel_statistics != "imagenet":
+            raise ValueError(f"expected {name} None, 'imagenet' or (mean, std), received: "
+                             f"{name}={pixel_statistics!r}")
+        pixel_statistics = color.IMAGENET_PIXEL_STATISTICS
+    try:
+        mean, std = (tuple(float(value) for value in np.ravel(part)) for part in pixel_statistics)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {name} None, 'imagenet' or (mean, std), received: {name}={pixel_statistics!r}")
+    if len(mean) != len(std) or (channels is not None and len(mean) != channels):
+        raise ValueError(f"expected {name} with {channels} means and {channels} standard deviations (one per "
+                         f"channel), received: {name}={pixel_statistics!r}")
+    try:
+        color.fit_pixel_statistics(mean, std)  # raises on values no sigmoid of a Gaussian can take
+    except ValueError as error:
+        raise ValueError(f"{error} (from {name})") from None
+    return mean, std
 
 
 def reset(parameterization, seed, unit_keys):

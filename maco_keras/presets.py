@@ -41,6 +41,7 @@ def maco(
     values_range: Tuple[float, float] = (-1.0, 1.0),
     magnitude: Optional[np.ndarray] = None,
     contrast: float = 0.7,
+    pixel_statistics=None,
     seed: Optional[int] = None,
     jit_compile: bool = False,
     verbose: bool = True,
@@ -98,9 +99,14 @@ def maco(
             ignored if `optimizer` is given; a schedule then sets that optimizer's rate.
         optimizer: a Keras optimizer to use instead (its configuration is copied).
         values_range: (low, high) input range of the model, e.g. (-1, 1) or (0, 255).
-        magnitude: array (C, H, W // 2 + 1) (see `compute_magnitude`); default ImageNet.
+        magnitude: array (C, H, W // 2 + 1) (see `compute_magnitude`), or (N, C, H,
+            W // 2 + 1), one per objective (e.g. from each unit's dataset examples, a prior
+            from data); default ImageNet.
         contrast: standard deviation the image is standardized to in the decorrelated
             colour space, before the sigmoid (default 0.7; paper: 1.0; see `MacoImage`).
+        pixel_statistics: None (default) or (mean, std) per RGB channel in [0, 1], or
+            "imagenet": each channel's pixels given that mean and spread instead of the one
+            `contrast` (see `MacoImage`).
         seed: int; a unit's random draws are keyed by (seed, the unit's name, step), so
             the same unit, settings and seed give the same image alone, in any batch or
             shard (bit for bit on one device and compile mode, where the model's kernels
@@ -159,24 +165,28 @@ def maco(
     learning_rate = validation.non_negative_float("learning_rate", learning_rate)
     contrast = validation.positive_float("contrast", contrast)
     antialias = validation.boolean("antialias", antialias)
+    pixel_statistics = parameterization_lib.resolve_pixel_statistics(pixel_statistics, None)
     if phase_as not in ("angle", "complex"):
         raise ValueError(f"expected phase_as 'angle' or 'complex', received: phase_as={phase_as!r}")
 
+    per_image = magnitude is not None and np.ndim(magnitude) == 4
+
     def prepare(compiled, size):
         channels = compiled.input_shape[-1]
-        fixed = spectrum.resolve_magnitude(magnitude, size, channels)
-        return lambda images: images.magnitude.assign(fixed)
+        fixed = spectrum.resolve_magnitude(magnitude, size, channels, num_images=compiled.num_objectives)
+        parameterization_lib.resolve_pixel_statistics(pixel_statistics, channels)
+        return lambda images, start, stop: images.magnitude.assign(fixed[start:stop] if per_image else fixed)
 
     def make_images(num_images, size, channels, values_range, seed):
         # Built with a placeholder magnitude: `prepare` assigns the real one on every call.
-        placeholder = np.ones((channels, *spectrum.spectrum_shape(size)), np.float32)
+        placeholder = np.ones((num_images,) * per_image + (channels, *spectrum.spectrum_shape(size)), np.float32)
         return parameterization_lib.MacoImage(
             num_images, size, channels, magnitude=placeholder, values_range=values_range, seed=seed,
-            contrast=contrast, phase_as=phase_as)
+            contrast=contrast, phase_as=phase_as, pixel_statistics=pixel_statistics)
 
     return engine.run_method(
         objective, units, input_shape, make_images=make_images, cache=_IMAGES, prepare=prepare,
-        image_key=(contrast, phase_as),
+        image_key=(contrast, phase_as, pixel_statistics, per_image),
         steps=steps, image_size=image_size, crops=crops, crop_scale=crop_scale, noise=noise,
         values_range=values_range, seed=seed,
         augmentation=augmentation_lib.Augmentation(crop_scale_std=float(crop_scale_std), crop_scale_of=crop_scale_of,

@@ -141,20 +141,23 @@ def resize_magnitude(magnitude, image_size, source_width=None):
     return resized.astype(np.float32)
 
 
-def check_magnitude(magnitude, image_size, channels, name="magnitude"):
+def check_magnitude(magnitude, image_size, channels, name="magnitude", num_images=None):
     """Validates a user magnitude against the images it must generate.
 
+    Args:
+        num_images: N, when one magnitude per image (N, C, H, W // 2 + 1) is allowed too.
+
     Returns:
-        float32 array (channels, height, width // 2 + 1).
+        float32 array (channels, height, width // 2 + 1), or (N, channels, ...) per image.
     """
     array = np.asarray(magnitude, dtype=np.float32) if not isinstance(magnitude, tf.Variable) else magnitude.numpy()
     expected = (channels, *spectrum_shape(image_size))
-    if array.shape != expected:
-        hint = ""
-        if array.ndim == 3 and array.shape[0] == channels:
+    if array.shape != expected and (num_images is None or array.shape != (num_images, *expected)):
+        hint, per_image = "", "" if num_images is None else f" or {(num_images, *expected)}, one per image,"
+        if array.ndim in (3, 4) and array.shape[-3] == channels:
             hint = " Use `maco_keras.resize_magnitude(magnitude, image_size)` to resample it."
         raise ValueError(
-            f"`{name}` must have shape {expected} (channels, height, width // 2 + 1) for "
+            f"`{name}` must have shape {expected} (channels, height, width // 2 + 1){per_image} for "
             f"{channels}-channel images of size {tuple(image_size)}, got {array.shape}.{hint}"
         )
     if not np.all(np.isfinite(array)) or np.any(array < 0):
@@ -189,7 +192,7 @@ def image_phase(images, values_range=(-1.0, 1.0)):
     return image_spectrum(images, values_range)[1]
 
 
-def resolve_magnitude(magnitude, image_size, channels, name="magnitude"):
+def resolve_magnitude(magnitude, image_size, channels, name="magnitude", num_images=None):
     """The one place that turns a `magnitude` argument into the array the images use.
 
     Args:
@@ -198,9 +201,10 @@ def resolve_magnitude(magnitude, image_size, channels, name="magnitude"):
         image_size: (height, width) of the images.
         channels: C.
         name: the parameter's name in error messages.
+        num_images: N, when one magnitude per image is allowed (see `check_magnitude`).
 
     Returns:
-        float32 array (channels, height, width // 2 + 1).
+        float32 array (channels, height, width // 2 + 1), or (N, channels, ...) per image.
     """
     if magnitude is None:
         if channels not in (1, 3):
@@ -208,7 +212,7 @@ def resolve_magnitude(magnitude, image_size, channels, name="magnitude"):
                 f"expected a `{name}` for {channels}-channel images (the default ImageNet magnitude has 3 or 1 "
                 f"channels; measure one with `maco_keras.compute_magnitude`), received: {name}=None")
         return imagenet_magnitude(image_size, channels)
-    return check_magnitude(magnitude, image_size, channels, name=name)
+    return check_magnitude(magnitude, image_size, channels, name=name, num_images=num_images)
 
 
 def _batches(images, batch_size):

@@ -125,3 +125,43 @@ def test_custom_magnitude_and_channels():
         MacoImage(1, 8, values_range=(2, 2))
     with pytest.raises(TypeError, match="num_images"):
         MacoImage(1.5, 8)
+
+
+def test_pixel_statistics_give_each_channel_its_mean_and_spread():
+    mean, std = (0.45, 0.5, 0.3), (0.15, 0.25, 0.2)
+    images = MacoImage(num_images=2, image_size=128, seed=3, pixel_statistics=(mean, std))().numpy()
+    # A picture's pixels are not exactly Gaussian logits: the fit holds to a few hundredths.
+    np.testing.assert_allclose(images.mean(axis=(1, 2)), np.broadcast_to(mean, (2, 3)), atol=0.03)
+    np.testing.assert_allclose(images.std(axis=(1, 2)), np.broadcast_to(std, (2, 3)), atol=0.03)
+    imagenet = MacoImage(num_images=1, image_size=32, pixel_statistics="imagenet")
+    assert imagenet.pixel_statistics == maco_keras.color.IMAGENET_PIXEL_STATISTICS
+
+
+def test_fit_pixel_statistics_inverts_the_sigmoid():
+    offset, scale = maco_keras.color.fit_pixel_statistics((0.2, 0.7), (0.1, 0.3))
+    samples = np.random.default_rng(0).standard_normal(400_000)
+    pixels = 1 / (1 + np.exp(-(offset[:, None] + scale[:, None] * samples)))
+    np.testing.assert_allclose(pixels.mean(axis=1), (0.2, 0.7), atol=3e-3)
+    np.testing.assert_allclose(pixels.std(axis=1), (0.1, 0.3), atol=3e-3)
+    with pytest.raises(ValueError, match="standard deviations"):
+        maco_keras.color.fit_pixel_statistics((0.5,), (0.5,))  # a sigmoid's pixels spread less than that
+
+
+def test_one_magnitude_per_image():
+    base = maco_keras.imagenet_magnitude((32, 32))
+    magnitude = np.stack([base, 2 * base])
+    layer = MacoImage(num_images=2, image_size=32, magnitude=magnitude, seed=1)
+    np.testing.assert_allclose(_interior(_spectrum_magnitude(layer)), _interior(magnitude), rtol=1e-3, atol=1e-3)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    restored.set_weights(layer.get_weights())
+    np.testing.assert_allclose(restored().numpy(), layer().numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match=r"one per image"):
+        MacoImage(num_images=3, image_size=32, magnitude=magnitude)
+
+
+def test_pixel_statistics_serialize():
+    layer = MacoImage(num_images=1, image_size=16, seed=4, pixel_statistics="imagenet")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    restored.set_weights(layer.get_weights())
+    assert restored.get_config() == layer.get_config()
+    np.testing.assert_allclose(restored().numpy(), layer().numpy(), atol=1e-6)

@@ -61,6 +61,11 @@ CASES = [
     (dict(units=[1], contrast="high"), TypeError, "contrast"),
     (dict(units=[1], phase_as="polar"), ValueError, "phase_as"),
     (dict(units=[1], antialias="yes"), TypeError, "antialias"),
+    (dict(units=[1], pixel_statistics="photos"), ValueError, "pixel_statistics"),
+    (dict(units=[1], pixel_statistics=((0.5, 0.5), (0.2, 0.2, 0.2))), ValueError, "pixel_statistics"),
+    (dict(units=[1], pixel_statistics=((0.5, 0.5, 1.5), (0.2, 0.2, 0.2))), ValueError, "pixel_statistics"),
+    (dict(units=[1], pixel_statistics=((0.5, 0.5, 0.5), (0.2, 0.2, 0.6))), ValueError, "pixel_statistics"),
+    (dict(units=[1, 2], magnitude=np.ones((3, 3, 64, 33), np.float32)), ValueError, "magnitude"),
 ]
 
 
