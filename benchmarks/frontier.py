@@ -295,11 +295,16 @@ METHODS = {
         f"a prior from data: the fast preset with each class's own magnitude, the mean of its {EXAMPLES_PER_UNIT} "
         "dataset examples' (the shared photos its logit ranks highest, none of which any score uses)",
         magnitude=examples_magnitude),
-    "MACO, fast preset, VITAL term (data)": vital_method(
+    "MACO, fast preset, VITAL term (data)": dataclasses.replace(vital_method(
         f"a prior from data: the fast preset, the class's logit plus 0.1 x VITAL's feature distribution term "
         f"(sorted per-channel activations at 3 layers, none of the faithfulness check's) towards its "
-        f"{EXAMPLES_PER_UNIT} dataset examples (as above); 0.1: in a probe (2 classes, 32 steps) the weight "
-        f"past which the term's distance fell no further and the logit began to fall", 0.1),
+        f"{EXAMPLES_PER_UNIT} dataset examples (as above); 0.1: in a probe (vital_weight.py, 2 classes, 32 steps) "
+        f"the smallest weight at which the term's distance reached its floor, the logit intact", 0.1),
+        # What its saved runs are named by (the note's first wording).
+        key=f"a prior from data: the fast preset, the class's logit plus 0.1 x VITAL's feature distribution term "
+            f"(sorted per-channel activations at 3 layers, none of the faithfulness check's) towards its "
+            f"{EXAMPLES_PER_UNIT} dataset examples (as above); 0.1: in a probe (2 classes, 32 steps) the weight "
+            f"past which the term's distance fell no further and the logit began to fall"),
     "MACO, fast preset, contrast 1": fast_preset(
         "the fast preset with contrast=1.0, the paper's standardization (PRESETS['fast'] until the fourth "
         "pass; the third pass's 'MACO, fast preset')", contrast=1.0),
