@@ -283,10 +283,12 @@ def feature_distribution(model, layers, reference_images, *, multiplier=1.0, nam
     if images.shape[1:3] != tuple(shape[1:3]):
         images = tf.image.resize(images, shape[1:3], antialias=True).numpy()
     masks, multipliers, names = [], [], []
-    for tap in found:
-        compute = taps.output_function(tap)
-        outputs = np.concatenate([np.asarray(compute(tf.constant(images[start:start + batch_size])), np.float32)
-                                  for start in range(0, len(images), batch_size)])
+    # One pass of the references through the model gives every layer's outputs.
+    capture = taps.FeatureCapture(model, found)
+    batches = [[np.asarray(output, np.float32) for output in capture(tf.constant(images[start:start + batch_size]))]
+               for start in range(0, len(images), batch_size)]
+    for index, tap in enumerate(found):
+        outputs = np.concatenate([batch[index] for batch in batches])
         flat = outputs.reshape(len(outputs), -1, outputs.shape[-1])
         quantiles = np.sort(flat, axis=1).mean(axis=0)
         variance = float(flat.var(axis=(0, 1)).mean()) + 1e-8
