@@ -51,6 +51,22 @@ IMAGENET_PIXEL_STATISTICS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 """ImageNet's per-channel RGB pixel mean and standard deviation, in [0, 1] (the usual normalization constants)."""
 
 
+def check_pixel_statistics(mean, std):
+    """(mean, std) as float64 arrays (C,), or a ValueError when no sigmoid of a Gaussian has them.
+
+    The cheap half of `fit_pixel_statistics`: validation at the boundary without the fit.
+    """
+    mean, std = np.atleast_1d(np.asarray(mean, np.float64)), np.atleast_1d(np.asarray(std, np.float64))
+    if mean.shape != std.shape or mean.ndim != 1:
+        raise ValueError(f"expected a mean and a std of one value per channel, received: mean={mean.tolist()}, "
+                         f"std={std.tolist()}")
+    # A pixel in (0, 1) with mean m has variance below m (1 - m): Bernoulli's, the sigmoid's limit.
+    if np.any(mean <= 0) or np.any(mean >= 1) or np.any(std <= 0) or np.any(std ** 2 >= mean * (1 - mean)):
+        raise ValueError(f"expected means in (0, 1) and standard deviations in (0, sqrt(mean * (1 - mean))), "
+                         f"received: mean={mean.tolist()}, std={std.tolist()}")
+    return mean, std
+
+
 def fit_pixel_statistics(mean, std):
     """The Gaussian logits whose sigmoid has, per channel, the given pixel mean and standard deviation.
 
@@ -70,13 +86,7 @@ def fit_pixel_statistics(mean, std):
     """
     from scipy import optimize
 
-    mean, std = np.atleast_1d(np.asarray(mean, np.float64)), np.atleast_1d(np.asarray(std, np.float64))
-    if mean.shape != std.shape or mean.ndim != 1:
-        raise ValueError(f"expected a mean and a std of one value per channel, received: mean={mean.tolist()}, "
-                         f"std={std.tolist()}")
-    if np.any(mean <= 0) or np.any(mean >= 1) or np.any(std <= 0) or np.any(std ** 2 >= mean * (1 - mean)):
-        raise ValueError(f"expected means in (0, 1) and standard deviations in (0, sqrt(mean * (1 - mean))), "
-                         f"received: mean={mean.tolist()}, std={std.tolist()}")
+    mean, std = check_pixel_statistics(mean, std)
     nodes, weights = np.polynomial.hermite_e.hermegauss(64)
     weights = weights / weights.sum()
 

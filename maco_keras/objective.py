@@ -198,16 +198,6 @@ def _feature_model(model, outputs, redirect_relu=False):
     return per_model[key]
 
 
-def _model_input_shape(model, name="objective"):
-    shape = taps.input_shape(model)
-    if shape is None or len(shape) != 4 or any(dim is None for dim in shape[1:]):
-        raise ValueError(
-            f"`{name}`'s model must have a known input shape (batch, height, width, channels), got {shape}. "
-            "Build it with a fixed `keras.Input(shape=(h, w, c))`, or `model.build((None, h, w, c))`."
-        )
-    return tuple(int(dim) for dim in shape[1:])
-
-
 def _from_xplique(objective, redirect_relu=False):
     if len(objective.multipliers) == 0:
         raise ValueError("`objective` has no sub-objectives.")
@@ -220,7 +210,7 @@ def _from_xplique(objective, redirect_relu=False):
         for sub in range(len(objective.masks))
     ]
     names = [" & ".join(str(objective.names[sub][combo[sub]]) for sub in range(len(combo))) for combo in combinations]
-    input_shape = _model_input_shape(objective.model)
+    input_shape = taps.image_input_shape(objective.model)
     model = _feature_model(objective.model, objective.layers, redirect_relu)
     funcs = list(objective.funcs)
     key = ("xplique", id(model), tuple(function_key(f) for f in funcs), tuple(m.shape[1:] for m in masks), len(names))
@@ -265,7 +255,7 @@ def compile_objective(objective, units=None, input_shape=None, redirect_relu=Fal
         return _from_xplique(objective, redirect_relu)
     if isinstance(objective, keras.Model):
         unit_list = _units(units)
-        _model_input_shape(objective)
+        taps.image_input_shape(objective)
         num_outputs = objective.output_shape[-1]
         if num_outputs is not None and max(unit_list) >= num_outputs:
             raise ValueError(f"expected `units` in 0-{num_outputs - 1} (the model has {num_outputs} outputs), "

@@ -276,12 +276,12 @@ def feature_distribution(model, layers, reference_images, *, multiplier=1.0, nam
             raise ValueError(f"expected spatial or token layers (a distribution over positions), received: "
                              f"layers containing {tap.path} with output shape {(None,) + tap.shape}")
     images = np.asarray(reference_images, np.float32)
-    shape = taps.input_shape(model)
-    if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] != shape[-1]:
-        raise ValueError(f"expected reference_images (R, height, width, {shape[-1]}) with R >= 1, received: "
+    height, width, channels = taps.image_input_shape(model, "feature_distribution")
+    if images.ndim != 4 or images.shape[0] == 0 or images.shape[-1] != channels:
+        raise ValueError(f"expected reference_images (R, height, width, {channels}) with R >= 1, received: "
                          f"reference_images.shape={images.shape}")
-    if images.shape[1:3] != tuple(shape[1:3]):
-        images = tf.image.resize(images, shape[1:3], antialias=True).numpy()
+    if images.shape[1:3] != (height, width):
+        images = tf.image.resize(images, (height, width), antialias=True).numpy()
     masks, multipliers, names = [], [], []
     # One pass of the references through the model gives every layer's outputs.
     capture = taps.FeatureCapture(model, found)

@@ -243,7 +243,7 @@ def resolve_pixel_statistics(pixel_statistics, channels, name="pixel_statistics"
         raise ValueError(f"expected {name} with {channels} means and {channels} standard deviations (one per "
                          f"channel), received: {name}={pixel_statistics!r}")
     try:
-        color.fit_pixel_statistics(mean, std)  # raises on values no sigmoid of a Gaussian can take
+        color.check_pixel_statistics(mean, std)  # the fit itself runs once, in MacoImage
     except ValueError as error:
         raise ValueError(f"{error} (from {name})") from None
     return mean, std

@@ -222,6 +222,17 @@ def input_shape(model):
     return None if shape is None else tuple(shape)
 
 
+def image_input_shape(model, name="objective"):
+    """(height, width, channels) of the model's one image input, or a ValueError saying how to give it one."""
+    shape = input_shape(model)
+    if shape is None or len(shape) != 4 or any(dim is None for dim in shape[1:]):
+        raise ValueError(
+            f"`{name}`'s model must have a known input shape (batch, height, width, channels), got {shape}. "
+            "Build it with a fixed `keras.Input(shape=(h, w, c))`, or `model.build((None, h, w, c))`."
+        )
+    return tuple(int(dim) for dim in shape[1:])
+
+
 _TAPS = weakref.WeakKeyDictionary()  # model -> {path: Tap}
 
 

@@ -98,3 +98,10 @@ def test_dataset_examples_give_each_unit_its_images_and_magnitude(tiny_model, tm
     np.testing.assert_allclose(magnitudes[0], maco_keras.compute_magnitude(first), rtol=1e-5)
     with pytest.raises(ValueError, match="unit"):
         maco_keras.examples.example_images(examples, 5, 24)
+
+
+def test_a_model_of_any_input_size_is_told_to_fix_one_before_its_references_run():
+    import keras
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3, name="conv")])
+    with pytest.raises(ValueError, match="known input shape"):
+        objectives.feature_distribution(model, ["conv"], np.zeros((2, 32, 32, 3), np.float32))
