@@ -6,6 +6,11 @@ seed, at several step budgets, and every set of pictures is scored with the pape
 metrics next to the *real photos* of the same classes (the ceiling):
 - plausibility: 1-NN distance of each picture to the reference photos in the pooled
   `conv_pw_11_relu` features of MobileNetV1-0.5 (lower is better);
+- Deep-KNN: the same 1-NN distance with the features normalized (`normalize=True`), in its
+  pooled `conv_pw_13_relu` features (its last before the classifier): the naturalness measure.
+  Raw distances count a flat picture's weak features as near every photo (on class set 2
+  the real photos score worse in plausibility than every method); normalized, at the last
+  features, they are the nearest there (lower is better);
 - FID and KID: pooled `conv_pw_13_relu` features of MobileNetV1-0.5, 299/512 centre crops,
   against the reference photos (lower is better; FID is biased upwards at this sample size,
   KID is not, and every row has the same sample size);
@@ -72,6 +77,7 @@ JUDGES = {"MobileNetV1-0.5": "mobilenet_v1_0.5_160.keras", "MobileNetV1-0.25": "
 PAPER_TABLE_CLASSES = {1, 53, 107, 159, 211, 263, 317, 369, 421, 473, 527, 579, 631, 683, 737, 789, 841, 893, 947, 999}
 METRICS = [  # key, column title, format, higher is better
     ("plausibility", "plausibility", ".2f", False),
+    ("deep_knn", "Deep-KNN", ".3f", False),
     ("fid", "FID", ".0f", False),
     ("kid", "KID", ".2f", False),
     ("transfer1", "transfer top-1", ".2f", True),
@@ -401,9 +407,10 @@ def make_pictures_of(args, subject, model, name, classes, seed):
 
 
 class Realism:
-    """Plausibility, FID and KID of pictures against `reference` photos, in the features of
-    `judge` (MobileNetV1-0.5): 1-NN distance in pooled `conv_pw_11_relu` features, and
-    FID / KID in pooled `conv_pw_13_relu` features of the pictures' 299/512 centre crops."""
+    """Plausibility, Deep-KNN, FID and KID of pictures against `reference` photos, in the features of
+    `judge` (MobileNetV1-0.5): 1-NN distance in pooled `conv_pw_11_relu` features, 1-NN distance of
+    normalized pooled `conv_pw_13_relu` features, and FID / KID in pooled `conv_pw_13_relu` features
+    of the pictures' 299/512 centre crops."""
 
     def __init__(self, judge, reference):
         self.plausibility_model = metrics.feature_model(judge, "conv_pw_11_relu")
@@ -415,9 +422,12 @@ class Realism:
         images = np.asarray(images, np.float32)
         plausibility = metrics.plausibility(metrics.model_outputs(self.plausibility_model, images),
                                             self.reference_plausibility)
+        deep_knn = metrics.plausibility(metrics.model_outputs(self.fid_model, images), self.reference_fid,
+                                        normalize=True)
         crops = metrics.model_outputs(self.fid_model, metrics.center_crop(images, 299 / 512))
         return {
             "plausibility": float(plausibility.mean()),
+            "deep_knn": float(deep_knn.mean()),
             "fid": metrics.frechet_distance(crops, self.reference_fid),
             "kid": metrics.kernel_distance(crops, self.reference_fid),
         }
@@ -483,7 +493,7 @@ def cell(value, spread, fmt):
 
 
 def plot(rows, photos, path):
-    shown = [("plausibility", "plausibility (lower is better)"), ("kid", "KID (lower is better)"),
+    shown = [("deep_knn", "Deep-KNN (lower is better)"), ("kid", "KID (lower is better)"),
              ("centre5", "transfer, centre top-5"), ("logit", "target logit"), ("path", "path AUC (faithfulness)")]
     subjects = list(rows)
     figure, axes = plt.subplots(len(subjects), len(shown), figsize=(4.2 * len(shown) + 3, 3.4 * len(subjects)),
@@ -598,7 +608,8 @@ def main():
         "Methods (a section shows only those it ran): "
         + "; ".join(f"**{name}**: {note.note}" for name, note in METHODS.items()) + ".", "",
         "Metrics: plausibility = 1-NN distance to the reference photos in MobileNetV1-0.5 pooled "
-        "`conv_pw_11_relu` features; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
+        "`conv_pw_11_relu` features; Deep-KNN = the same with normalized features (cosine geometry) in its "
+        "pooled `conv_pw_13_relu` features, where the photos are the nearest; FID / KID in its pooled `conv_pw_13_relu` features of the 299/512 centre "
         "crops (same sample size in every row); transfer / centre = top-k accuracy, averaged over the networks "
         "that did not make the picture (the MobileNetV1s and the other subject), on the whole picture or its "
         "central half; logit = the subject's target logit; path AUC = the faithfulness check (Geirhos et al.): at 4 "

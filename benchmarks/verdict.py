@@ -7,7 +7,8 @@ photos are looked up there. Each metric's mean is compared per class set and poo
 class sets (the mean of their means: the classes of all the sets, each set weighing the
 same). A metric is ✓ when the candidate is at least as good as the reference at the
 table's digits (the pooled means are rounded to them too), so equal cells are ties. Also
-printed: how much of the reference's plausibility gap to the photos the candidate closes.
+printed: how much of the reference's gap to the photos the candidate closes, in plausibility
+and in Deep-KNN (the normalized distance, the naturalness measure).
 
 FID and KID are set statistics: pooled, they are the mean of the per-set values, not the
 FID of the union. The table's means are rounded, so a pooled difference below the last
@@ -25,6 +26,7 @@ import sys
 from common import REPO, frontier_section, markdown_table, read_section
 
 SUBJECTS = ("mobilenet_v2", "efficientnet_lite0")
+NATURALNESS = ("plausibility", "Deep-KNN")  # the columns whose gap to the photos is reported
 
 
 def parse_table(section):
@@ -109,18 +111,19 @@ def verdict(results, subject, candidate, reference, class_sets):
         body.append([column] + cells + ([f"{c:.{digits}f} / {r:.{digits}f}"] if len(sets) > 1 else [])
                     + ["✓" if good else "✗"])
     lines = [markdown_table(header, body)]
-    plausibility = next((column for column, _ in columns if column.startswith("plausibility")), None)
     gap = None
-    if plausibility:
+    naturalness = [column for column, _ in columns if column.startswith(NATURALNESS)]
+    for column in naturalness:
         closed = []
-        for name, (c, r, photos) in [(f"set {i}", values) for i, values in enumerate(per_set[plausibility])] + (
-                [("pooled", pooled[plausibility])] if len(sets) > 1 else []):
+        for name, (c, r, photos) in [(f"set {i}", values) for i, values in enumerate(per_set[column])] + (
+                [("pooled", pooled[column])] if len(sets) > 1 else []):
             share = (r - c) / (r - photos) if r > photos else None
-            closed.append(f"{name}: photos {photos:.2f}, reference {r:.2f}, candidate {c:.2f}, "
+            closed.append(f"{name}: photos {photos:g}, reference {r:g}, candidate {c:g}, "
                           + (f"{share:.0%} of the gap closed" if share is not None else "no gap (reference at or "
                              "below the photos)"))
-            gap = share
-        lines.append("\nPlausibility gap to the photos closed by the candidate: " + "; ".join(closed) + ".")
+            if column == naturalness[0]:
+                gap = share
+        lines.append(f"\n{column.rstrip(' ↓')} gap to the photos closed by the candidate: " + "; ".join(closed) + ".")
     lines.append(f"\nAt least as good on {wins} of {len(columns)} metrics.")
     return "\n".join(lines), wins, len(columns), gap
 

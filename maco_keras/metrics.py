@@ -65,7 +65,7 @@ def _features(name, values):
     return values
 
 
-def plausibility(features, natural_features, labels=None, natural_labels=None, k=1):
+def plausibility(features, natural_features, labels=None, natural_labels=None, k=1, normalize=False):
     """Deep-KNN distance: mean L2 distance from each sample to its k nearest natural images.
 
     Args:
@@ -74,6 +74,10 @@ def plausibility(features, natural_features, labels=None, natural_labels=None, k
         labels, natural_labels: optional classes; then each visualization is compared with
             the natural images of its own class only (the paper's protocol).
         k: neighbours averaged (default 1).
+        normalize: divide every feature vector by its L2 norm first (default False), so the
+            distance compares what the features say, not how strongly they say it. Raw
+            distances count a flat, low-contrast picture (small ReLU features) as near
+            every photo; normalized ones lie in [0, 2] (sqrt(2 - 2 cos)).
 
     Returns:
         float array (n,): one distance per visualization (lower is more plausible).
@@ -83,6 +87,11 @@ def plausibility(features, natural_features, labels=None, natural_labels=None, k
     k = validation.positive_int("k", k)
     if features.shape[1] != natural.shape[1]:
         raise ValueError(f"feature sizes differ: {features.shape[1]} and {natural.shape[1]}.")
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise ValueError(f"expected normalize True or False, received: normalize={normalize!r}")
+    if normalize:
+        features, natural = (array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), 1e-12)
+                             for array in (features, natural))
     distances = np.sqrt(np.maximum(
         (features ** 2).sum(1)[:, None] + (natural ** 2).sum(1)[None] - 2 * features @ natural.T, 0.0))
     if labels is not None or natural_labels is not None:

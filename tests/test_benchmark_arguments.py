@@ -78,6 +78,25 @@ def test_the_verdict_pools_class_sets_and_counts_ties_as_at_least_as_good(monkey
         verdict.verdict(results, "mobilenet_v2", ("fast", 64), ("MACO", 256), [["a", "c"]])
 
 
+def test_the_verdict_reports_the_gap_in_each_naturalness_column(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import common
+    import verdict
+    results = tmp_path / "RESULTS.md"
+    header = ["method", "steps", "seeds", "s / picture", "plausibility ↓", "Deep-KNN ↓", "KID ↓"]
+    body = [["real photos", "", "", "", "2.84", "0.840", "0.13"],
+            ["MACO", "64", "3", "30", "2.63", "0.900", "1.60"],
+            ["new", "64", "3", "30", "2.60", "0.870", "1.50"]]
+    common.write_section(results, common.frontier_section("mobilenet_v2", "t"), "\n".join([
+        "## t", "", "Classes (12, held out): 3 tiger shark.", "", common.markdown_table(header, body)]))
+    report, wins, count, gap = verdict.verdict(results, "mobilenet_v2", ("new", 64), ("MACO", 64), [["t"]])
+    assert (wins, count) == (3, 3)
+    assert gap is None and "plausibility gap to the photos closed by the candidate: set 0: photos 2.84" in report
+    assert "no gap (reference at or below the photos)" in report
+    assert ("Deep-KNN gap to the photos closed by the candidate: set 0: photos 0.84, reference 0.9, candidate 0.87, "
+            "50% of the gap closed") in report
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--class-set", "no such tag"], "expected a section 'frontier-mobilenet_v2-no-such-tag'"),
     (["--class-set", "", "--candidate", "MACO", "0"], "expected positive --candidate STEPS, received: 0"),

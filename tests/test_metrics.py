@@ -40,6 +40,16 @@ def test_plausibility_nearest_neighbours_and_classes():
         metrics.plausibility(np.zeros((0, 2)), natural)
 
 
+def test_normalized_plausibility_ignores_how_strong_the_features_are():
+    natural = np.array([[4.0, 0.0], [0.0, 4.0]])
+    faint = np.array([[0.1, 0.1]])  # raw: near everything; its direction is halfway between the two
+    assert metrics.plausibility(faint, natural)[0] < 4.0
+    np.testing.assert_allclose(metrics.plausibility(faint, natural, normalize=True), [np.sqrt(2 - np.sqrt(2))])
+    np.testing.assert_allclose(metrics.plausibility(3 * natural, natural, normalize=True), [0.0, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="normalize"):
+        metrics.plausibility(faint, natural, normalize="yes")
+
+
 def test_top_k_and_center_crop():
     logits = np.array([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05]])
     assert metrics.top_k_accuracy(logits, [2, 0], k=1) == 0.5
