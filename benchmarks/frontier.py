@@ -578,7 +578,7 @@ def main():
                         help="writes its own sections and figures (e.g. 'fourth pass'), beside those of other tags")
     parser.add_argument("--gallery", action="store_true",
                         help="also draw figures/gallery_<subject>.png: each class's photo beside every method's "
-                             "picture (the first seed, the largest budget)")
+                             "picture (the first seed; one column per budget)")
     parser.add_argument("--saved-only", action="store_true",
                         help="run nothing: score the saved runs only (a row's seeds are those of --seeds saved)")
     args = parser.parse_args()
@@ -628,8 +628,8 @@ def main():
         for name in args.methods:
             seeds = args.baseline_seeds if name in BASELINES else args.seeds
             per_seed = [make_pictures(args, subject, model, name, classes, seed) for seed in seeds]
-            if per_seed and per_seed[0]:
-                shown[name] = per_seed[0][max(per_seed[0])][0]
+            for budget in sorted(per_seed[0] if per_seed else ()):
+                shown[name if len(per_seed[0]) == 1 else f"{name}, {budget} steps"] = per_seed[0][budget][0]
             for budget in sorted(set().union(*per_seed)):
                 runs = [pictures[budget] for pictures in per_seed if budget in pictures]  # all, unless --saved-only
                 rows[(name, budget)] = (min(seconds for _, seconds in runs), len(runs),

@@ -16,13 +16,22 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
     ("frontier.py", "--classes", "0"),
     ("frontier.py", "--budgets", "0"),
     ("contrast_check.py", "--photos", "1"),
+    ("naturalness.py", "--steps", "0"),
+    ("naturalness.py", "--gains", "-1"),
 ])
 def test_bad_argument_exits_with_2_naming_it(script, argument, value):
-    result = subprocess.run([sys.executable, str(BENCHMARKS / script), argument, value],
+    required = ["--out", "/nonexistent"] if script == "naturalness.py" else []
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), argument, value, *required],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert f"expected positive {argument}" in last and value in last
+
+
+def test_naturalness_names_what_it_lacks():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "naturalness.py"), "--crops", "1.5", "--out", "/x"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "expected --crops in (0, 1), received: 1.5" in result.stderr.splitlines()[-1]
 
 
 def test_coarse_to_fine_needs_a_positive_opening(monkeypatch):
