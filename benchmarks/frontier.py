@@ -180,6 +180,17 @@ def unit_examples(model, classes, count=EXAMPLES_PER_UNIT):
     return [pool[np.argsort(-logits[:, unit], kind="stable")[:count]] for unit in classes]
 
 
+NATURAL_REFERENCES = 32
+
+
+def natural_references(model, classes, count=NATURAL_REFERENCES):
+    """`count` photos of no particular class, the same for every class: spread evenly over the pool of
+    `unit_examples` (photos no score sees), whatever the model ranks them."""
+    natural, labels = natural_images()
+    pool = natural[(labels % 4 == 3) & ~np.isin(labels, classes)]
+    return pool[np.linspace(0, len(pool) - 1, count).round().astype(int)]
+
+
 @from_data
 def examples_magnitude(model, classes):
     """One magnitude per class, the mean of its dataset examples' (`unit_examples`)."""
@@ -192,15 +203,20 @@ def distribution_layers(model):
     return metrics.path_layers(model, 9)[0:7:3]
 
 
-def vital_method(note, weight):
+def vital_method(note, weight, references=unit_examples):
     """The fast preset, each class's logit plus `weight` times VITAL's feature distribution term towards its
-    dataset examples (`unit_examples`), one class at a time (a unit's picture does not depend on its batch)."""
+    references: `references(model, classes)` gives one set per class (default: its dataset examples,
+    `unit_examples`, one class at a time: a unit's picture does not depend on its batch), or one set for all
+    (`natural_references`: all the classes in one batch)."""
     def run(model, classes, seed, steps, snapshot_steps):
         layers = distribution_layers(model)
+        found = references(model, classes)
+        batches = ([([int(unit)], images) for unit, images in zip(classes, found)] if isinstance(found, list)
+                   else [([int(unit) for unit in classes], found)])
         results = []
-        for unit, examples in zip(classes, unit_examples(model, classes)):
-            objective = (objectives.logit(model, [int(unit)])
-                         + weight * objectives.feature_distribution(model, layers, examples))
+        for units, images in batches:
+            objective = (objectives.logit(model, units)
+                         + weight * objectives.feature_distribution(model, layers, images))
             results.append(maco_keras.maco(objective, seed=seed, steps=steps, crops=32, values_range=VALUES_RANGE,
                                            verbose=False, return_visualization=True, snapshot_steps=snapshot_steps,
                                            **maco_keras.presets.schedules("fast")))
@@ -301,6 +317,10 @@ METHODS = {
         f"a prior from data: the fast preset with each class's own magnitude, the mean of its {EXAMPLES_PER_UNIT} "
         "dataset examples' (the shared photos its logit ranks highest, none of which any score uses)",
         magnitude=examples_magnitude),
+    "MACO, fast preset, VITAL term, natural references (data)": vital_method(
+        f"a prior from data: as the VITAL term above (the same weight, 0.1, and layers), towards "
+        f"{NATURAL_REFERENCES} photos of no particular class, the same for every class (spread over the photos "
+        "no score sees): like photos in general, rather than like the class's own", 0.1, natural_references),
     "MACO, fast preset, VITAL term (data)": dataclasses.replace(vital_method(
         f"a prior from data: the fast preset, the class's logit plus 0.1 x VITAL's feature distribution term "
         f"(sorted per-channel activations at 3 layers, none of the faithfulness check's) towards its "
