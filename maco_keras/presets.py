@@ -75,7 +75,7 @@ def maco(
             `input_shape` (scores (B,), or (B, U) with `units`).
         units: int or list of output units, for a Keras model or a (B, U) callable.
         steps: optimization steps (default 64; paper: 256). The schedules below scale with
-            the run, so a longer run stretches them (measured at 64 steps only).
+            the run, so a longer run stretches them (chosen at 64 steps; 128 measured no better).
         image_size: int or (height, width) of the images (paper: 512); >= model input.
         crops: crops per image per step.
         crop_scale: mean crop size as a fraction of the image (default `Ramp(0.5, 0.25)`:
