@@ -438,12 +438,15 @@ class Realism:
         self.reference_plausibility = metrics.model_outputs(self.plausibility_model, reference)
         self.reference_fid = metrics.model_outputs(self.fid_model, reference)
 
+    def deep_knn(self, images):
+        """Each picture's 1-NN distance to the reference photos in normalized pooled `conv_pw_13_relu` features."""
+        return metrics.plausibility(metrics.model_outputs(self.fid_model, images), self.reference_fid, normalize=True)
+
     def __call__(self, images):
         images = np.asarray(images, np.float32)
         plausibility = metrics.plausibility(metrics.model_outputs(self.plausibility_model, images),
                                             self.reference_plausibility)
-        deep_knn = metrics.plausibility(metrics.model_outputs(self.fid_model, images), self.reference_fid,
-                                        normalize=True)
+        deep_knn = self.deep_knn(images)
         crops = metrics.model_outputs(self.fid_model, metrics.center_crop(images, 299 / 512))
         return {
             "plausibility": float(plausibility.mean()),

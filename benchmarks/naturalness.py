@@ -74,11 +74,7 @@ def main(argv=None):
     natural, labels = load_natural(shared, 512, frontier.VALUES_RANGE)
     photos = natural[[int(np.flatnonzero(labels == c)[0]) for c in classes]]
     judge = keras.models.load_model(shared / "models" / frontier.JUDGES["MobileNetV1-0.5"])
-    features = metrics.feature_model(judge, "conv_pw_13_relu")
-    reference = metrics.model_outputs(features, natural[labels % 4 == 1])
-
-    def deep_knn(images):
-        return metrics.plausibility(metrics.model_outputs(features, images), reference, normalize=True)
+    deep_knn = frontier.Realism(judge, natural[labels % 4 == 1]).deep_knn  # the frontier's own column
 
     # make_pictures reads saved runs only: the arguments it looks at.
     saved = types.SimpleNamespace(out=args.out, saved_only=True, budgets=[args.steps],
