@@ -5,7 +5,9 @@ Quick start:
     >>> images, transparency = maco_keras.maco(model, units=[1, 309])
 
 The package loads lazily: `import maco_keras` is instant and TensorFlow is imported on
-first use, so the command line can set TensorFlow's log level before it loads. Every
+first use, so the command line can set TensorFlow's log level before it loads. On Keras's
+JAX and PyTorch backends (`KERAS_BACKEND=jax` or `torch`) `maco`, `Visualizer`,
+`MacoConfig` and `objectives` never import TensorFlow or Xplique. Every
 name below and every submodule (`maco_keras.plots`, `.metrics`, `.applications`,
 `.baselines`, ...) is available as an attribute.
 """
@@ -22,22 +24,25 @@ _EXPORTS = {
     "PixelImage": "parameterization",
     "LoopSettings": "optimization",
     "PRESETS": "presets",
-    "Ramp": "optimization",
-    "NonFiniteError": "optimization",
-    "Visualization": "optimization",
+    "Ramp": "core.config",
+    "MacoConfig": "core.config",
+    "CONFIGS": "core.config",
+    "NonFiniteError": "core.outcome",
+    "Visualization": "core.outcome",
+    "Visualizer": "visualizer",
     "clear_cache": "optimization",
     "compute_magnitude": "spectrum",
     "imagenet_magnitude": "spectrum",
     "load_magnitude": "spectrum",
     "resize_magnitude": "spectrum",
     "save_magnitude": "spectrum",
-    "maco": "presets",
+    "maco": "visualizer",
     "visualize": "engine",
 }
 _SUBMODULES = (
-    "applications", "atlas", "augmentation", "baselines", "cli", "color", "engine", "examples", "metrics", "models", "objective",
+    "applications", "atlas", "backends", "core", "augmentation", "baselines", "cli", "color", "engine", "examples", "metrics", "models", "objective",
     "objectives", "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "taps",
-    "validation", "xplique_compat",
+    "validation", "visualizer", "xplique_compat",
 )
 
 __all__ = sorted([*_EXPORTS, "Objective", *_SUBMODULES])

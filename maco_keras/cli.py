@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 PROG = "maco-keras"
 COMMANDS = ("visualize", "atlas")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -101,6 +102,9 @@ def build_parser():
     visualize.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
                            help="weights of a keras.applications model (default imagenet)")
     visualize.add_argument("--quiet", action="store_true", help="no step progress bar")
+    visualize.add_argument("--backend", choices=BACKENDS, default=None,
+                           help="Keras backend (default: $KERAS_BACKEND, else Keras's configured one); recorded in "
+                           "the manifest: a folder resumes on its own backend only")
 
     atlas = commands.add_parser("atlas", help="write a static site (index.html) into a run folder",
                                 description="Write a static, server-less site into a run folder.")
@@ -119,7 +123,18 @@ def parse_args(argv=None):
     args = build_parser().parse_args(argv)
     if args.command is None:
         fail("expected a command, visualize or atlas (see maco-keras --help)")
+    if getattr(args, "backend", None):
+        select_backend(args.backend)
     return args
+
+
+def select_backend(name):
+    """Makes `name` Keras's backend: set before Keras loads; an error if Keras already runs another."""
+    loaded = sys.modules.get("keras")
+    if loaded is not None and loaded.backend.backend() != name:
+        fail(f"expected --backend {loaded.backend.backend()} in a process where Keras already runs on it, "
+             f"received: --backend={name}")
+    os.environ["KERAS_BACKEND"] = name
 
 
 def _strategy(name):
@@ -222,12 +237,27 @@ class VisualizeJob:
     def __init__(self, args):
         from . import models, optimization, results, validation
 
+        import keras
+
         self.args = args
+        self.backend = keras.backend.backend()
         self.shard = results.parse_shard(args.shard, shards=args.shards)
         if args.values_range is not None:
             validation.values_range(tuple(args.values_range), name="--values-range")
-        self.strategy = _strategy(args.strategy)
-        optimization.split_crops(args.crops, optimization.resolve_strategy(self.strategy), args.crop_chunk)
+        if self.backend != "tensorflow":
+            # The established engine's options; the other backends run the backend-neutral core.
+            for flag, value, default in (("--strategy", args.strategy, "none"), ("--crop-chunk", args.crop_chunk, None),
+                                         ("--relu-redirect-steps", args.relu_redirect_steps, 0),
+                                         ("--method", args.method, "maco")):
+                if value != default:
+                    raise ValueError(f"expected {flag} {default} on the {self.backend} backend (TensorFlow only), "
+                                     f"received: {flag}={value}")
+            self.strategy = None
+        else:
+            from . import optimization
+
+            self.strategy = _strategy(args.strategy)
+            optimization.split_crops(args.crops, optimization.resolve_strategy(self.strategy), args.crop_chunk)
         scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
         with scope:  # so that every replica holds the model's weights
             loaded = models.load(args.model, weights=None if args.weights == "none" else "imagenet")
@@ -242,20 +272,31 @@ class VisualizeJob:
                              f"received: --image-size={args.image_size}")
         if args.preset not in (None, "paper") and args.method != "maco":
             raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
-        from maco_keras import presets, seeding
+        from .core.config import CONFIGS
 
         if args.preset is None:
             # maco's defaults; the baselines have no schedules, which manifests have always called "paper".
             args.preset = "fast" if args.method == "maco" else "paper"
 
         if args.steps is None:
-            args.steps = presets.PRESETS[args.preset]["steps"]
+            args.steps = CONFIGS[args.preset].steps
+        if self.backend == "tensorflow":
+            from maco_keras import seeding
+
+            draws = seeding.DRAWS
+        else:
+            from .core import draws as draws_lib
+
+            draws = draws_lib.DRAWS
+            self.config = CONFIGS[args.preset].replace(steps=args.steps, image_size=args.image_size, crops=args.crops,
+                                                       values_range=self.values_range, seed=args.seed)
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
                     "relu_redirect_steps": args.relu_redirect_steps, "preset": args.preset,
-                    "contrast": presets.PRESETS[args.preset]["contrast"] if args.method == "maco" else None,
-                    "weights": args.weights if loaded.values_range is not None else None, "draws": seeding.DRAWS}
+                    "contrast": CONFIGS[args.preset].contrast if args.method == "maco" else None,
+                    "weights": args.weights if loaded.values_range is not None else None, "draws": draws,
+                    "backend": self.backend}
         self.is_root = args.layer is not None and (len(self.layers) > 1 or any(c in args.layer for c in ",*?["))
         if self.is_root:
             folders = results.ModelRoot(args.out).open(loaded.source, [
@@ -277,12 +318,15 @@ class VisualizeJob:
 
     def run_layer(self, layer):
         import maco_keras
-        from maco_keras import baselines, presets, results
+        from maco_keras import results
 
         args = self.args
-        method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
-        # The preset's schedules; its steps are --steps' default and --crops stays the user's.
-        preset = presets.schedules(args.preset) if args.method == "maco" else {}
+        if self.backend == "tensorflow":
+            from maco_keras import baselines, presets
+
+            method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
+            # The preset's schedules; its steps are --steps' default and --crops stays the user's.
+            preset = presets.schedules(args.preset) if args.method == "maco" else {}
         folder = layer.folder
         results.remove_stale_temporaries(folder.folder)
         finished = set(folder.finished(layer.mine))
@@ -302,11 +346,16 @@ class VisualizeJob:
             print(f"units {len(finished) + done_here}/{len(layer.mine)} done, {remaining} to go, {eta_text}; "
                   f"now {layer.kind} {batch[0]}" + (f"-{batch[-1]}" if len(batch) > 1 else ""), flush=True)
             unit_started = time.perf_counter()
-            visualization = method(
-                layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
-                values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
-                crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps, return_visualization=True,
-                **preset)
+            if self.backend != "tensorflow":
+                if getattr(self, "visualizer", None) is None:  # one per job: its compiled runs serve every batch
+                    self.visualizer = maco_keras.Visualizer(self.model, self.config, verbose=not args.quiet)
+                visualization = self.visualizer(layer.objective(batch))
+            else:
+                visualization = method(
+                    layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
+                    values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
+                    crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps,
+                    return_visualization=True, **preset)
             seconds = (time.perf_counter() - unit_started) / len(batch)
             for index, unit in enumerate(batch):
                 scores = visualization.scores[:, index]  # in the unit's own value

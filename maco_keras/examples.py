@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from . import objectives, spectrum, taps
+from . import objectives, taps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -235,5 +235,7 @@ def example_magnitudes(examples, units, image_size=512):
         float32 array (len(units), 3, height, width // 2 + 1).
     """
     size = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
+    from . import spectrum  # TensorFlow's FFT
+
     return np.stack([spectrum.compute_magnitude(example_images(examples, unit, size, (0.0, 1.0)))
                      for unit in units])

@@ -16,7 +16,6 @@ import sys
 from typing import Tuple
 
 import keras
-import tensorflow as tf
 
 SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -150,9 +149,20 @@ def load(spec, weights="imagenet", input_size=None):
     return LoadedModel(model, (0.0, 255.0), spec)
 
 
-# Whether redirected ReLUs (see `with_redirected_relu`) pass gradients through dead units.
-# The optimization loop sets it at every step: on for the first `relu_redirect_steps`.
-REDIRECT = tf.Variable(False, trainable=False, name="maco_keras_relu_redirect")
+_REDIRECT = []
+
+
+def __getattr__(name):
+    # `REDIRECT`: whether redirected ReLUs (see `with_redirected_relu`) pass gradients through dead units. The
+    # TensorFlow loop sets it at every step: on for the first `relu_redirect_steps`. Made on first use, so that
+    # loading a model imports no TensorFlow on the other backends.
+    if name == "REDIRECT":
+        if not _REDIRECT:
+            import tensorflow as tf
+
+            _REDIRECT.append(tf.Variable(False, trainable=False, name="maco_keras_relu_redirect"))
+        return _REDIRECT[0]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _redirected_relu(x, max_value=None):
@@ -162,6 +172,10 @@ def _redirected_relu(x, max_value=None):
     units inactive), the gradient passes anyway, except where it would push an already
     negative input lower. The forward pass is the plain ReLU.
     """
+
+    import tensorflow as tf
+
+    redirect = __getattr__("REDIRECT")
 
     @tf.custom_gradient
     def relu(x):
@@ -175,7 +189,7 @@ def _redirected_relu(x, max_value=None):
             flat = tf.reshape(plain, (tf.shape(plain)[0], -1))
             nothing_through = tf.reshape(tf.reduce_all(tf.equal(flat, 0.0), axis=1),
                                          [-1] + [1] * (plain.shape.rank - 1))
-            return tf.where(REDIRECT & nothing_through, redirected, plain)
+            return tf.where(redirect & nothing_through, redirected, plain)
 
         return y, gradient
 

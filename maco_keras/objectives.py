@@ -21,11 +21,12 @@ as for Xplique's objectives (`CompiledObjective.scores`).
 """
 
 import math
+
+import keras
 import numpy as np
-import tensorflow as tf
-from xplique.features_visualizations import Objective, losses
 
 from . import taps
+from .core import objectives as core_objectives
 
 SPATIAL_RANK, TOKEN_RANK, VECTOR_RANK = 4, 3, 2
 
@@ -36,10 +37,44 @@ def layer_mean(output, mask):
     The score reads as the unit's own value once scaled by the layer's size over the
     mask's non-zero count (`CompiledObjective.scores` does it).
     """
+    import tensorflow as tf  # only Xplique objectives, on TensorFlow, use it
+
     return tf.reduce_mean(output * mask, axis=list(range(1, output.shape.rank)))
 
 
 layer_mean.reports_layer_mean = True
+
+
+def _objective(model, found, masks, func, multiplier, names, kind="mean", cossim_pow=2.0):
+    """One sub-objective: an Xplique `Objective` on TensorFlow (it composes with Xplique's own), a
+    `core.objectives.Objective` on JAX and PyTorch (scored in the units' own values)."""
+    if keras.backend.backend() == "tensorflow":
+        from xplique.features_visualizations import Objective
+
+        return Objective(model, [found], [masks], [func], [float(multiplier)], [names])
+    return core_objectives.Objective(model, [core_objectives.Term(found, kind, np.asarray(masks, np.float32),
+                                                                  tuple(names), float(multiplier), cossim_pow)])
+
+
+def as_core(objective):
+    """`objective` as a `core.objectives.Objective`: itself, or an Xplique `Objective` made by this module's
+    `channel`, `neuron`, `logit` and `direction` (and their compositions), which the backend-neutral runners
+    score in the units' own values; anything else is a TypeError naming what it got."""
+    if isinstance(objective, core_objectives.Objective):
+        return objective
+    terms = []
+    parts = zip(getattr(objective, "layers", ()), getattr(objective, "masks", ()), getattr(objective, "funcs", ()),
+                getattr(objective, "multipliers", ()), getattr(objective, "names", ()))
+    for found, masks, func, multiplier, names in parts:
+        kind = "mean" if func is layer_mean else "direction" if hasattr(func, "cossim_pow") else None
+        if not isinstance(found, taps.Tap) or kind is None:
+            raise TypeError(f"expected an objective of maco_keras.objectives (channel, neuron, logit, direction), "
+                            f"received: a sub-objective {getattr(func, '__name__', func)!r} on {found!r}")
+        terms.append(core_objectives.Term(found, kind, np.asarray(masks, np.float32), tuple(names), float(multiplier),
+                                          float(getattr(func, "cossim_pow", 2.0))))
+    if not terms:
+        raise TypeError(f"expected a maco_keras objective, received: {type(objective).__name__}")
+    return core_objectives.Objective(objective.model, terms)
 
 
 def layer_tap(model, layer, parameter="layer"):
@@ -125,7 +160,7 @@ def channel(model, layer, channels, *, multiplier=1.0, names=None, prefix_tokens
     for index, unit in enumerate(channels):
         masks[index, first:, ..., unit] = 1.0
     names = _names(names, [f"Channel#{found.name}_{unit}" for unit in channels], len(channels))
-    return Objective(model, [found], [masks], [layer_mean], [float(multiplier)], [names])
+    return _objective(model, found, masks, layer_mean, multiplier, names)
 
 
 def neuron(model, layer, neurons, *, token=None, position=None, multiplier=1.0, names=None):
@@ -165,7 +200,7 @@ def neuron(model, layer, neurons, *, token=None, position=None, multiplier=1.0, 
     for index, unit in enumerate(neurons):
         masks[(index,) + where + (Ellipsis, unit)] = 1.0
     names = _names(names, [f"Neuron#{found.name}_{unit}{suffix}" for unit in neurons], len(neurons))
-    return Objective(model, [found], [masks], [layer_mean], [float(multiplier)], [names])
+    return _objective(model, found, masks, layer_mean, multiplier, names)
 
 
 def logit(model, units, *, multiplier=1.0, names=None):
@@ -181,8 +216,11 @@ def _dot_cossim(cossim_pow):
     def dot_cossim(output, direction):
         """Xplique's direction loss (`losses.dot_cossim`): the cosine to a power times the dot product,
         which Xplique sums over the batch; kept as is, so that a direction gives Xplique's results."""
+        from xplique.features_visualizations import losses
+
         return losses.dot_cossim(output, direction, cossim_pow)
 
+    dot_cossim.cossim_pow = cossim_pow
     return dot_cossim
 
 
@@ -226,12 +264,15 @@ def direction(model, layer, vectors, *, cossim_pow=2.0, token=None, prefix_token
     if not len(masks):
         raise ValueError(f"expected at least one vector, received: vectors.shape={vectors.shape}")
     names = _names(names, [f"Direction#{found.name}_{index}" for index in range(len(masks))], len(masks))
-    return Objective(model, [found], [masks], [_dot_cossim(float(cossim_pow))], [float(multiplier)], [names])
+    return _objective(model, found, masks, _dot_cossim(float(cossim_pow)), multiplier, names, "direction",
+                      float(cossim_pow))
 
 
 def sorted_distance(output, reference):
     """Minus the mean squared difference between each channel's activations, sorted over positions, and
     `reference`, the same shape, already sorted (`feature_distribution`'s loss): (B,) scores, 0 at a match."""
+    import tensorflow as tf
+
     flat = tf.reshape(tf.cast(output, tf.float32), (tf.shape(output)[0], -1, output.shape[-1]))
     target = tf.reshape(tf.cast(reference, tf.float32), tf.shape(flat))
     return -tf.reduce_mean(tf.square(tf.sort(flat, axis=1) - target), axis=(1, 2))
@@ -268,6 +309,12 @@ def feature_distribution(model, layers, reference_images, *, multiplier=1.0, nam
     Example:
         >>> obj = logit(model, 1) + 0.01 * feature_distribution(model, ["block_3_expand_relu"], goldfish_photos)
     """
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"expected the TensorFlow backend for feature_distribution (not yet written in keras.ops), "
+                         f"received: backend={keras.backend.backend()!r}")
+    import tensorflow as tf
+    from xplique.features_visualizations import Objective
+
     found = [layer_tap(model, layer, "layers") for layer in ([layers] if isinstance(layers, (str, int)) else layers)]
     if not found:
         raise ValueError(f"expected at least one layer, received: layers={layers!r}")

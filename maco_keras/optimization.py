@@ -31,6 +31,8 @@ from . import parameterization as parameterization_lib
 from . import seeding
 from . import steps as steps_lib
 from . import validation
+from .core.config import Ramp, coarse_to_fine_cutoffs, schedule, snapshot_list  # noqa: F401
+from .core.outcome import NonFiniteError, Visualization  # noqa: F401
 
 
 class _SeparateLoopsAreNotRetracing(logging.Filter):
@@ -46,92 +48,6 @@ class _SeparateLoopsAreNotRetracing(logging.Filter):
 
 
 tf.get_logger().addFilter(_SeparateLoopsAreNotRetracing())
-
-
-@dataclasses.dataclass(frozen=True)
-class Ramp:
-    """A per-step value going from `start` at the first step towards `end` over the run, whatever its length.
-
-    Accepted wherever a schedule is (`crop_scale`, `noise`, `learning_rate`): the run's
-    step count turns it into one value per step, so one `Ramp` serves 64-step and
-    256-step runs alike (and, as a tensor argument, the same compiled loop).
-
-    Args:
-        start: the value at the first step.
-        end: "linear": the value at the last step; "cosine": the value the cosine tends
-            to after the last step, as in `keras.optimizers.schedules.CosineDecay(start,
-            decay_steps=steps, alpha=end / start)`.
-        shape: "linear" (default) or "cosine".
-
-    Example:
-        >>> maco(model, units=[1], steps=64, learning_rate=Ramp(1.0, 0.1, "cosine"), crop_scale=Ramp(0.5, 0.25))
-    """
-
-    start: float
-    end: float
-    shape: str = "linear"
-
-    def __post_init__(self):
-        for name in ("start", "end"):
-            validation.non_negative_float(f"Ramp.{name}", getattr(self, name))
-        if self.shape not in ("linear", "cosine"):
-            raise ValueError(f"expected Ramp.shape 'linear' or 'cosine', received: shape={self.shape!r}")
-
-    def values(self, steps):
-        """float32 array (steps,): the value at each step."""
-        if self.shape == "linear":
-            return np.linspace(self.start, self.end, steps).astype(np.float32)
-        cosine = 0.5 * (1.0 + np.cos(np.pi * np.arange(steps) / steps))
-        return (self.end + (self.start - self.end) * cosine).astype(np.float32)
-
-
-@dataclasses.dataclass
-class Visualization:
-    """What an optimization returns.
-
-    Attributes:
-        images: float32 array (N, H, W, C) in the model's `values_range`.
-        transparency: float32 array (N, H, W, C), mean |dL/dx| over the steps: where the
-            model looked (the paper's "transparency for free").
-        scores: float32 array (steps, N), each objective's score per step, mean over the step's crops,
-            in the units' own values (a logit as the logit, a channel as its spatial mean;
-            see `CompiledObjective.scores`).
-        names: the N objective names.
-        snapshots: {step: (images, transparency)} after each of the run's `snapshot_steps`
-            (empty by default): with constant settings, what a run of that many steps gives.
-    """
-
-    images: np.ndarray
-    transparency: np.ndarray
-    scores: np.ndarray
-    names: List[str]
-    snapshots: Dict[int, Tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def concatenate(cls, visualizations):
-        """One `Visualization` of the objectives of several, in order."""
-        if len(visualizations) == 1:
-            return visualizations[0]
-        return cls(
-            images=np.concatenate([v.images for v in visualizations]),
-            transparency=np.concatenate([v.transparency for v in visualizations]),
-            scores=np.concatenate([v.scores for v in visualizations], axis=1),
-            names=[name for v in visualizations for name in v.names],
-            snapshots={step: tuple(np.concatenate([v.snapshots[step][i] for v in visualizations]) for i in (0, 1))
-                       for step in visualizations[0].snapshots},
-        )
-
-
-class NonFiniteError(FloatingPointError):
-    """The loss or a gradient became NaN or infinite; `partial` holds the last finite state."""
-
-    def __init__(self, step, partial):
-        super().__init__(
-            f"Non-finite loss or gradient at step {step}: the optimization stopped there. "
-            "The images of the last finite step are in this error's `partial` attribute."
-        )
-        self.step = step
-        self.partial = partial
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,34 +148,6 @@ def frequency_radii(parameterization):
         raise ValueError(f"expected a parameterization of frequencies (e.g. MacoImage) with coarse_to_fine > 0, "
                          f"received: parameterization={type(parameterization).__name__}")
     return radii
-
-
-def coarse_to_fine_cutoffs(coarse_to_fine, steps):
-    """The per-step frequency cutoffs of coarse to fine optimization, or None when it is off (0).
-
-    The cutoff grows linearly, reaching 1 (every frequency) after the first
-    `coarse_to_fine * steps` steps: step s (from 0) updates radii <= (s + 1) / that count.
-    """
-    if isinstance(coarse_to_fine, bool) or not isinstance(coarse_to_fine, (int, float, np.floating, np.integer)) \
-            or not 0.0 <= coarse_to_fine <= 1.0:
-        raise ValueError(f"expected a fraction of the steps in [0, 1], received: coarse_to_fine={coarse_to_fine!r}")
-    if coarse_to_fine == 0:
-        return None
-    open_steps = max(1, int(coarse_to_fine * steps))
-    return np.minimum(1.0, np.arange(1, steps + 1) / open_steps).astype(np.float32)
-
-
-def snapshot_list(snapshot_steps, steps):
-    """`snapshot_steps` as a sorted tuple of distinct ints in [1, steps], or an error naming it."""
-    try:
-        values = sorted(set(int(step) for step in snapshot_steps if step == int(step) and not isinstance(step, bool)))
-        valid = len(values) == len(set(snapshot_steps)) and all(1 <= step <= steps for step in values)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError(f"expected `snapshot_steps` to be ints in [1, steps={steps}], "
-                         f"received: snapshot_steps={snapshot_steps!r}")
-    return tuple(values)
 
 
 def default_optimizer(learning_rate=1.0):
@@ -515,30 +403,6 @@ def clear_cache():
     for cache in list(_PARAMETERIZATION_CACHES):
         cache.clear()
     objective_lib.clear_feature_models()
-
-
-def schedule(name, value, steps):
-    """A per-step schedule from a number, a `Ramp`, a callable `step -> number` or a sequence.
-
-    Callables are evaluated once per step here, before the loop, so the loop itself
-    runs no Python.
-
-    Returns:
-        float32 array (steps,).
-    """
-    if isinstance(value, Ramp):
-        values = value.values(steps)
-    elif callable(value):
-        values = np.array([value(step) for step in range(steps)], np.float32)
-    elif np.ndim(value) == 0:
-        values = np.full((steps,), validation.non_negative_float(name, value), np.float32)
-    else:
-        values = np.asarray(value, np.float32)
-        if values.shape != (steps,):
-            raise ValueError(f"`{name}` as a sequence must have one value per step ({steps}), got shape {values.shape}.")
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise ValueError(f"`{name}` must be finite and >= 0 at every step.")
-    return values
 
 
 def cached_loops():

@@ -38,7 +38,7 @@ FORMAT = 2
 READABLE_FORMATS = (1, 2)
 # The settings that change a unit's result: a folder's units must all share them.
 RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
-                   "contrast", "draws")
+                   "contrast", "draws", "backend")
 
 
 def _recorded(settings, key):
@@ -49,6 +49,8 @@ def _recorded(settings, key):
         return settings[key]
     if key == "draws":
         return "per batch"
+    if key == "backend":
+        return "tensorflow"
     if key == "preset":
         return "paper"
     if key == "contrast" and settings.get("method") == "maco":
@@ -170,14 +172,21 @@ def save_unit(folder, unit, image, transparency, scores, values_range):
 
 
 def versions():
+    """The versions that made a run: the package, Keras, the backend's framework (and Xplique on TensorFlow)."""
+    import importlib
+
     import keras
-    import tensorflow as tf
-    import xplique
 
     from . import __version__
 
-    return {"maco_keras": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "xplique": getattr(xplique, "__version__", "unknown"), "python": platform.python_version()}
+    backend = keras.backend.backend()
+    found = {"maco_keras": __version__, "keras": keras.__version__, "python": platform.python_version()}
+    found[backend] = getattr(importlib.import_module(backend), "__version__", "unknown")
+    if backend == "tensorflow":
+        import xplique
+
+        found["xplique"] = getattr(xplique, "__version__", "unknown")
+    return found
 
 
 MODEL_MANIFEST = "model.json"
@@ -335,13 +344,19 @@ class RunFolder:
                 raise RunFolderError(
                     f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description.get(key)!r}: "
                     "use another --out")
+        backend = _recorded(manifest["settings"], "backend")
+        if backend != description["settings"].get("backend", "tensorflow"):
+            raise RunFolderError(
+                f"{self.folder} holds a run made on the {backend} backend, this one runs on "
+                f"{description['settings'].get('backend', 'tensorflow')}: resume it with --backend {backend} (or "
+                f"KERAS_BACKEND={backend}), or use another --out")
         if _recorded(manifest["settings"], "draws") != description["settings"].get("draws"):
             raise RunFolderError(
                 f"{self.folder} was written by an earlier maco-keras (format {manifest.get('format')}), whose "
                 f"random draws were keyed per batch, not per unit: resuming it would mix the two; finish it with "
                 f"the version that started it (its manifest's versions), or use another --out")
         for key in RESULT_SETTINGS:
-            ours = description["settings"].get(key)
+            ours = _recorded(description["settings"], key)
             theirs = _recorded(manifest["settings"], key)
             if ours != theirs:
                 raise RunFolderError(

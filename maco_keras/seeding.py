@@ -9,10 +9,10 @@ units share a batch, so the same (unit, settings, seed) gives the same image alo
 any batch and in any shard.
 """
 
-import hashlib
-
 import numpy as np
 import tensorflow as tf
+
+from .core.draws import unit_identity, unit_key, unit_keys  # noqa: F401 (one key per unit on every backend)
 
 # One counter-based generator everywhere, rather than TF's per-device "auto_select".
 # XLA implements the stateless ops its own way (measured: other draws for the same seed),
@@ -22,32 +22,6 @@ RNG = "philox"
 # What run folders record as `draws`: the random draws are keyed per unit. Folders of
 # earlier versions, keyed per batch ("per batch"), are not resumed with these draws.
 DRAWS = "per unit"
-
-
-def unit_identity(name):
-    """What keys a unit's draws: its objective's name without the nested models its layer is in.
-
-    "Channel#base/conv1_3" is "Channel#conv1_3", so a model used as a transfer-learning
-    base draws the pictures it draws alone. Two units that share an identity share their
-    draws, which is harmless: their objectives still differ.
-    """
-    parts = []
-    for part in str(name).split(" & "):
-        kind, separator, rest = part.rpartition("#")
-        parts.append(kind + separator + rest.rsplit("/", 1)[-1])
-    return " & ".join(parts)
-
-
-def unit_key(name):
-    """A stable 31-bit key of a unit (`unit_identity` of its objective's name): the same in
-    every process and version, unlike Python's `hash`."""
-    digest = hashlib.sha256(unit_identity(name).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def unit_keys(names):
-    """int32 array (N,): `unit_key` of each name."""
-    return np.array([unit_key(name) for name in names], np.int32)
 
 
 def initial_seed(seed):

@@ -18,6 +18,8 @@ from . import models
 from . import seeding
 from . import validation
 
+models.REDIRECT  # noqa: B018 (the ReLU redirect's switch is made here, on import, never inside a trace)
+
 
 def resolve_strategy(strategy):
     """`strategy` or, for None, the current one (the default, single-device one unless in a scope)."""

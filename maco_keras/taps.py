@@ -27,7 +27,6 @@ import weakref
 from typing import Optional, Tuple
 
 import keras
-import tensorflow as tf
 
 SEPARATOR = "/"
 
@@ -275,10 +274,10 @@ def tap(model, spec, parameter="layer"):
             with recording([] if layer is None else [layer]) as records:
                 result = model(images, training=False)
             outputs.extend([result] if layer is None else records[id(layer)])
-            return tf.zeros(())
+            return keras.ops.zeros(())
 
         dtype = getattr(model.inputs[0], "dtype", "float32") if getattr(model, "inputs", None) else "float32"
-        tf.function(forward).get_concrete_function(tf.TensorSpec((1,) + tuple(shape[1:]), dtype))
+        trace_shapes(forward, (1,) + tuple(shape[1:]), dtype)
         _check_calls(path, outputs, parameter)
         output = outputs[0]
         if index is not None and not isinstance(output, (tuple, list)):
@@ -288,10 +287,10 @@ def tap(model, spec, parameter="layer"):
             if index >= len(output):
                 raise ValueError(f"expected an output index below {len(output)}, received: {parameter}={path}")
             output = output[index]
-        if isinstance(output, (tuple, list)) and output and isinstance(output[0], tf.Tensor):
+        if isinstance(output, (tuple, list)) and output and keras.ops.is_tensor(output[0]):
             raise ValueError(f"expected a layer with one output tensor, received: {parameter}={path}, which returns "
                              f"{len(output)}: name one as {path}:0 to {path}:{len(output) - 1}")
-        if not isinstance(output, tf.Tensor):
+        if not keras.ops.is_tensor(output):
             raise ValueError(f"expected a layer with one output tensor, received: {parameter}={path}, "
                              f"which returns {type(output).__name__}")
         name = path
@@ -301,6 +300,20 @@ def tap(model, spec, parameter="layer"):
             name = producer.operation.name if producer is not None else path
         cached[path] = Tap(weakref.ref(model), path, layer, tuple(output.shape[1:]), name, index)
     return cached[path]
+
+
+def trace_shapes(forward, shape, dtype):
+    """Runs `forward` on a batch of `shape` only as far as the output shapes need.
+
+    On TensorFlow a trace (`tf.function`'s concrete function: no computation); on JAX and
+    PyTorch one eager call on zeros (a batch of one).
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.function(forward).get_concrete_function(tf.TensorSpec(shape, dtype))
+    else:
+        forward(keras.ops.zeros(shape, dtype))
 
 
 def _check_calls(path, outputs, parameter="layer"):
@@ -330,9 +343,13 @@ class FeatureCapture:
         self.compute_dtype = getattr(model, "compute_dtype", None)
 
     def __call__(self, images, training=False):
+        return self.outputs_of(lambda: self._model()(images, training=training))
+
+    def outputs_of(self, run):
+        """The taps' outputs while `run()` runs the model and returns its result (e.g. JAX's `stateless_call`)."""
         layers = [tap.layer for tap in self.taps if tap.layer is not None]
         with recording(layers) as records:
-            result = self._model()(images, training=training)
+            result = run()
         outputs = []
         for tap in self.taps:
             recorded = [result] if tap.layer is None else records[id(tap.layer)]
@@ -352,6 +369,8 @@ def output_function(tap):
     """
     per_model = _OUTPUT_FUNCTIONS.setdefault(tap.model, {})
     if tap.path not in per_model:
+        import tensorflow as tf  # this compiled function is TensorFlow's (dataset examples, applications)
+
         capture = FeatureCapture(tap.model, [tap])
         per_model[tap.path] = tf.function(lambda images: capture(images)[0])
     return per_model[tap.path]

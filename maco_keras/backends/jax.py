@@ -1,0 +1,109 @@
+"""The JAX runner: a chunk of steps in one `jax.jit`, the model through `stateless_call`.
+
+Inside one compiled function: `fori_loop` over the steps, `lax.map` over the units (each
+unit its own computation, so its bits do not depend on the batch), and per unit `jax.vjp`
+of the rendering and `value_and_grad` of its crops' score. With several devices, each
+unit's K crops are split across them by a sharding constraint on a one-axis mesh: XLA's
+partitioner runs the model on each device's crops and sums their gradients, as
+`strategy=` shares a step's crops on TensorFlow.
+"""
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .. import taps
+
+
+class Runner:
+    """Compiles a `core.plan.Plan` for JAX.
+
+    Args:
+        plan: the configuration's `Plan`.
+        compiled: the `CompiledObjective` (its model and taps).
+        devices: the devices that share each unit's crops (default: every device of JAX's
+            default backend); the crops per unit must be divisible by their count.
+    """
+
+    def __init__(self, plan, compiled, devices=None):
+        self.plan = plan
+        self.model = compiled.model
+        self.capture = taps.FeatureCapture(self.model, compiled.taps)
+        self.devices = list(jax.devices() if devices is None else devices)
+        if plan.config.crops % len(self.devices):
+            raise ValueError(f"expected crops divisible by the {len(self.devices)} devices that share them, "
+                             f"received: crops={plan.config.crops}")
+        self.mesh = Mesh(np.array(self.devices), ("crops",)) if len(self.devices) > 1 else None
+        self.trace_count = 0
+        self._start = jax.jit(self._start_steps, static_argnums=2)
+        self._advance = jax.jit(self._advance_steps)
+        self._pictures = jax.jit(lambda phases, magnitudes: jax.lax.map(lambda args: plan.picture(*args),
+                                                                        (phases, magnitudes)))
+
+    def place(self, tree):
+        """Arrays on the runner's devices (replicated over the mesh)."""
+        if self.mesh is None:
+            return jax.device_put(tree, self.devices[0])
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+
+    def weights(self):
+        return self.place(([v.value for v in self.model.trainable_variables],
+                           [v.value for v in self.model.non_trainable_variables]))
+
+    def _start_steps(self, seed, keys, steps):
+        phases = jax.lax.map(lambda key: self.plan.initial_phase(seed, key), keys)
+        return self.plan.initial_state(phases, steps)
+
+    def unit_step(self, weights, phase, magnitude, key, masks, divisors, seed, step, scale, amplitude):
+        """One unit's (score, d score / d image, d score / d phase) at one step."""
+        trainable, non_trainable = weights
+        image, pullback = jax.vjp(lambda p: self.plan.picture(p, magnitude), phase)
+
+        def score_of(image):
+            crops = self.plan.crops(image, seed, key, step, scale, amplitude)
+            if self.mesh is not None:
+                crops = jax.lax.with_sharding_constraint(crops, NamedSharding(self.mesh, PartitionSpec("crops")))
+            outputs = self.capture.outputs_of(
+                lambda: self.model.stateless_call(trainable, non_trainable, crops, training=False)[0])
+            return self.plan.score(outputs, masks, divisors)
+
+        score, image_gradient = jax.value_and_grad(score_of)(image)
+        (phase_gradient,) = pullback(image_gradient)
+        return score, image_gradient, phase_gradient
+
+    def _advance_steps(self, weights, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+        self.trace_count += 1  # Python side effect: runs only while tracing.
+
+        def body(step, state):
+            def unit(args):
+                phase, magnitude, key, unit_masks, unit_divisors = args
+                return self.unit_step(weights, phase, magnitude, key, unit_masks, unit_divisors, seed, step,
+                                      schedules["crop_scale"][step], schedules["noise"][step])
+
+            scores, image_gradients, phase_gradients = jax.lax.map(
+                unit, (state[0], magnitudes, keys, masks, divisors))
+            return self.plan.update(state, step, scores, image_gradients, phase_gradients,
+                                    schedules["learning_rate"][step], schedules["cutoff"][step])
+
+        return jax.lax.fori_loop(start, stop, body, state)
+
+    def start(self, seed, keys, steps):
+        return self._start(self.place(np.int32(seed)), self.place(keys), steps)
+
+    def advance(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+        return self._advance(self.weights(), state, self.place(np.int32(start)), self.place(np.int32(stop)),
+                             self.place(np.int32(seed)), self.place(keys), self.place(magnitudes),
+                             self.place(list(masks)), self.place(divisors), self.place(schedules))
+
+    def pictures(self, phases, magnitudes):
+        return np.asarray(self._pictures(phases, self.place(magnitudes)))
+
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+        """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
+        def unit(args):
+            phase, magnitude, key, unit_masks, unit_divisors = args
+            return self.unit_step(self.weights(), phase, magnitude, key, unit_masks, unit_divisors, seed, step,
+                                  scale, amplitude)
+
+        run = jax.jit(lambda args: jax.lax.map(unit, args))
+        return [np.asarray(x) for x in run(self.place((phases, magnitudes, keys, list(masks), divisors)))]

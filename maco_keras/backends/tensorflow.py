@@ -1,0 +1,82 @@
+"""The TensorFlow runner of the backend-neutral core: a `tf.function` per chunk of steps.
+
+This runs the same per-unit computation as JAX and PyTorch (the same draws, the same
+crops as matrix products), so the three agree to float tolerance; `maco` on TensorFlow
+still runs the established engine (`maco_keras.optimization`: `tf.distribute`, Xplique
+objectives, the C++ crop-gradient kernel), whose draws are TensorFlow's Philox.
+"""
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from .. import taps
+
+
+class Runner:
+    """Compiles a `core.plan.Plan` with `tf.function`.
+
+    Args:
+        plan: the configuration's `Plan`.
+        compiled: the `CompiledObjective` (its model and taps).
+        devices: unused (one device).
+    """
+
+    def __init__(self, plan, compiled, devices=None):
+        self.plan = plan
+        self.model = compiled.model
+        self.capture = taps.FeatureCapture(self.model, compiled.taps)
+        self.trace_count = 0
+        self._advance = tf.function(self._advance_steps)
+        self._unit_step = tf.function(self.unit_step)
+
+    def start(self, seed, keys, steps):
+        phases = tf.stack([self.plan.initial_phase(seed, int(key)) for key in keys])
+        return self.plan.initial_state(phases, steps)
+
+    def unit_step(self, phase, magnitude, key, masks, divisors, seed, step, scale, amplitude):
+        """One unit's (score, d score / d image, d score / d phase) at one step."""
+        with tf.GradientTape() as tape:
+            tape.watch(phase)
+            image = self.plan.picture(phase, magnitude)
+            crops = self.plan.crops(image, seed, key, step, scale, amplitude)
+            score = self.plan.score(self.capture(crops), masks, divisors)
+        image_gradient, phase_gradient = tape.gradient(score, [image, phase])
+        return score, image_gradient, phase_gradient
+
+    def _units(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+        # Unrolled over the N units (N is static in a trace): each unit its own computation.
+        results = [self.unit_step(phases[index], magnitudes[index], keys[index], [mask[index] for mask in masks],
+                                  divisors[index], seed, step, scale, amplitude) for index in range(phases.shape[0])]
+        return [tf.stack(part) for part in zip(*results)]
+
+    def _advance_steps(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+        self.trace_count += 1  # Python side effect: runs only while tracing.
+
+        def body(step, state):
+            scores, image_gradients, phase_gradients = self._units(
+                state[0], step, seed, keys, magnitudes, masks, divisors, schedules["crop_scale"][step],
+                schedules["noise"][step])
+            state = self.plan.update(state, step, scores, image_gradients, phase_gradients,
+                                     schedules["learning_rate"][step], schedules["cutoff"][step])
+            return step + 1, state
+
+        _, state = tf.while_loop(lambda step, _: step < stop, body, (start, state))
+        return state
+
+    def advance(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+        return self._advance(state, tf.constant(start, tf.int32), tf.constant(stop, tf.int32),
+                             tf.constant(seed, tf.int32), tf.constant(keys, tf.int32), tf.constant(magnitudes),
+                             [tf.constant(mask) for mask in masks], tf.constant(divisors),
+                             {name: tf.constant(values) for name, values in schedules.items()})
+
+    def pictures(self, phases, magnitudes):
+        return np.stack([ops.convert_to_numpy(self.plan.picture(phases[index], magnitudes[index]))
+                         for index in range(phases.shape[0])])
+
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+        """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
+        parts = self._units(tf.constant(phases), tf.constant(step, tf.int32), tf.constant(seed, tf.int32),
+                            tf.constant(keys, tf.int32), tf.constant(magnitudes), [tf.constant(m) for m in masks],
+                            tf.constant(divisors), tf.constant(scale, tf.float32), tf.constant(amplitude, tf.float32))
+        return [part.numpy() for part in parts]

@@ -1,0 +1,79 @@
+"""The PyTorch runner: autograd on one device, a step at a time.
+
+Eager PyTorch has no compiled loop over steps, so a step is Python: per unit, its picture
+is rendered from a leaf phase, its crops go through the Keras model (a `torch.nn.Module`
+on this backend) and `torch.autograd.grad` gives the picture's and the phase's gradients
+only (never the model weights'). `torch.compile` is not used: on the 2-core CPU it did
+not pay for its compile time (benchmarks/README.md, "Every backend").
+"""
+
+import numpy as np
+import torch
+from keras import ops
+
+from .. import taps
+
+
+class Runner:
+    """Runs a `core.plan.Plan` with PyTorch's autograd.
+
+    Args:
+        plan: the configuration's `Plan`.
+        compiled: the `CompiledObjective` (its model and taps).
+        devices: unused (one device: Keras's own, CUDA when there is one).
+    """
+
+    def __init__(self, plan, compiled, devices=None):
+        if devices is not None and len(devices) > 1:
+            raise ValueError(f"expected one device on PyTorch, received: devices={devices!r}")
+        self.plan = plan
+        self.model = compiled.model
+        self.capture = taps.FeatureCapture(self.model, compiled.taps)
+        self.trace_count = 0  # nothing is traced
+
+    def start(self, seed, keys, steps):
+        with torch.no_grad():
+            phases = ops.stack([self.plan.initial_phase(seed, int(key)) for key in keys])
+            return self.plan.initial_state(phases, steps)
+
+    def unit_step(self, phase, magnitude, key, masks, divisors, seed, step, scale, amplitude):
+        """One unit's (score, d score / d image, d score / d phase) at one step."""
+        phase = phase.detach().requires_grad_(True)
+        image = self.plan.picture(phase, magnitude)
+        crops = self.plan.crops(image, seed, key, step, scale, amplitude)
+        score = self.plan.score(self.capture(crops), masks, divisors)
+        image_gradient, phase_gradient = torch.autograd.grad(score, [image, phase])
+        return score.detach(), image_gradient, phase_gradient
+
+    def _step(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+        results = [self.unit_step(phases[index], magnitudes[index], int(key), [mask[index] for mask in masks],
+                                  divisors[index], seed, step, scale, amplitude)
+                   for index, key in enumerate(keys)]
+        return [torch.stack(part) for part in zip(*results)]
+
+    def advance(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+        magnitudes = ops.convert_to_tensor(magnitudes)
+        masks = [ops.convert_to_tensor(mask) for mask in masks]
+        divisors = ops.convert_to_tensor(divisors)
+        schedules = {name: [float(value) for value in values] for name, values in schedules.items()}
+        for step in range(start, stop):
+            scores, image_gradients, phase_gradients = self._step(
+                state[0], step, seed, keys, magnitudes, masks, divisors, schedules["crop_scale"][step],
+                schedules["noise"][step])
+            with torch.no_grad():
+                state = self.plan.update(state, step, scores, image_gradients, phase_gradients,
+                                         schedules["learning_rate"][step], schedules["cutoff"][step])
+        return state
+
+    def pictures(self, phases, magnitudes):
+        with torch.no_grad():
+            magnitudes = ops.convert_to_tensor(magnitudes)
+            return np.stack([ops.convert_to_numpy(self.plan.picture(phases[index], magnitudes[index]))
+                             for index in range(phases.shape[0])])
+
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+        """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
+        parts = self._step(ops.convert_to_tensor(phases), step, seed, keys, ops.convert_to_tensor(magnitudes),
+                           [ops.convert_to_tensor(mask) for mask in masks], ops.convert_to_tensor(divisors),
+                           scale, amplitude)
+        return [ops.convert_to_numpy(part) for part in parts]

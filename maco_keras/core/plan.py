@@ -1,0 +1,98 @@
+"""What one configuration computes, unit by unit, as pure `keras.ops` functions that each backend compiles.
+
+A step of unit i, on every backend:
+
+    image  = render(phase_i)                                   # the picture
+    crops  = cut(image + noise(seed, key_i, step), boxes(seed, key_i, step))
+    score  = mean over crops of the objective at the model's tapped outputs
+    d score / d image  (the transparency),  d score / d phase_i  (by the backend's autodiff)
+    phase_i <- NAdam ascent step on the frequencies below this step's cutoff
+
+Every unit is a computation of its own shapes (its picture, its K crops through the
+model), so its bits do not depend on the other units of its batch; `update` is
+elementwise. A unit whose score or gradient is not finite is frozen from that step on,
+and the others go on (masks select, they never multiply a NaN by 0).
+"""
+
+import numpy as np
+from keras import ops
+
+from . import crops as crops_lib
+from . import draws
+from . import nadam
+from . import objectives as objectives_lib
+from . import render
+
+
+class Plan:
+    """One configuration's per-unit computations.
+
+    Args:
+        config: a `MacoConfig`.
+        compiled: a `core.objectives.CompiledObjective` (its structure; its arrays are arguments).
+        input_shape: (h, w, C) of the model input.
+        model_dtype: the model's compute dtype (crops are cast to it).
+    """
+
+    def __init__(self, config, compiled, input_shape, model_dtype="float32"):
+        self.config = config
+        self.structure = compiled.structure
+        self.multipliers = np.asarray(compiled.multipliers, np.float32)
+        self.input_size = tuple(int(side) for side in input_shape[:2])
+        self.channels = int(input_shape[2])
+        self.image_size = config.image_size
+        self.phase_shape = (self.channels, *render.spectrum_shape(self.image_size))
+        self.radius = render.frequency_radius(self.image_size)
+        self.model_dtype = model_dtype or "float32"
+
+    def initial_phase(self, seed, key):
+        """(C, H, W // 2 + 1): unit `key`'s initial phase, uniform in [-pi, pi)."""
+        return render.initial_phase(draws.uniform(draws.stream_key(seed, key, draws.INITIAL_STEP, draws.PHASE),
+                                                  self.phase_shape))
+
+    def picture(self, phase, magnitude):
+        """(H, W, C) in `values_range`."""
+        return render.render(phase, magnitude, self.image_size, self.config.contrast, self.config.values_range)
+
+    def crops(self, image, seed, key, step, scale, amplitude):
+        """(K, h, w, C): the model's inputs of unit `key` at `step`, noise added to the picture before it is cut."""
+        boxes = crops_lib.boxes(seed, key, step, self.config.crops, scale, self.config)
+        noisy = ops.add(image, crops_lib.noise(seed, key, step, tuple(image.shape), amplitude))
+        return ops.cast(crops_lib.cut(noisy, boxes, self.input_size), self.model_dtype)
+
+    def score(self, outputs, masks, divisors):
+        """The unit's score from the model's outputs at its crops."""
+        return objectives_lib.unit_score(outputs, self.structure, masks, divisors, self.multipliers)
+
+    def initial_state(self, phases, steps):
+        """The loop's state: (phases, NAdam state, transparency sum, scores history, failed step per unit)."""
+        num_units = phases.shape[0]
+        return (phases, nadam.initial_state(phases),
+                ops.zeros((num_units, *self.image_size, self.channels), "float32"),
+                ops.zeros((steps, num_units), "float32"),
+                ops.full((num_units,), -1, "int32"))
+
+    def update(self, state, step, scores, image_gradients, phase_gradients, learning_rate, cutoff):
+        """The state after a step, from every unit's score (N,) and gradients (N, ...).
+
+        Gradient ascent on the phases whose frequency radius is at most `cutoff`; units
+        whose score or gradients are not finite are frozen, with the step recorded.
+        """
+        phases, optimizer_state, transparency, history, failed = state
+        finite = ops.logical_and(ops.isfinite(scores),
+                                 ops.logical_and(ops.all(ops.isfinite(phase_gradients), axis=(1, 2, 3)),
+                                                 ops.all(ops.isfinite(image_gradients), axis=(1, 2, 3))))
+        failed = ops.where(ops.logical_and(ops.less(failed, 0), ops.logical_not(finite)), ops.cast(step, "int32"),
+                           failed)
+        active = ops.less(failed, 0)
+        selected = ops.cast(ops.less_equal(self.radius, cutoff), "float32")
+        ascent = ops.multiply(ops.negative(ops.where(active[:, None, None, None], phase_gradients, 0.0)), selected)
+        new_phases, (momentum, velocity, u_product) = nadam.update(phases, ascent, optimizer_state, step,
+                                                                   learning_rate)
+        keep = active[:, None, None, None]
+        momentum = ops.where(keep, momentum, optimizer_state[0])
+        velocity = ops.where(keep, velocity, optimizer_state[1])
+        phases = ops.where(keep, new_phases, phases)
+        transparency = ops.add(transparency, ops.where(keep, ops.abs(image_gradients), 0.0))
+        history = ops.slice_update(history, (step, 0), ops.expand_dims(scores, 0))
+        return phases, (momentum, velocity, u_product), transparency, history, failed

@@ -1,0 +1,84 @@
+"""A phase, with its fixed magnitude, to a picture: `x = sigmoid(recorrelate(contrast * standardize(F^-1(r e^{i phi}))))`.
+
+One unit's picture at a time: its pixels and their gradient are then the same computation
+whatever batch the unit is in, on every backend.
+"""
+
+import math
+
+import numpy as np
+from keras import ops
+
+# The ImageNet colour correlation (Lucid's, as Xplique's `recorrelate_colors` has it: rgb =
+# decorrelated @ COLOR_CORRELATION). `tests/test_backends.py` checks it against Xplique's on TensorFlow.
+COLOR_CORRELATION = np.array([
+    [0.56282854, 0.58447580, 0.58447580],
+    [0.19482528, 0.00000000, -0.19482528],
+    [0.04329450, -0.10823626, 0.06494176],
+], np.float32)
+
+
+def spectrum_shape(image_size):
+    """The rfft2 shape `(height, width // 2 + 1)` of pictures of size `(height, width)`."""
+    height, width = image_size
+    return height, width // 2 + 1
+
+
+def frequency_radius(image_size):
+    """Each rfft2 frequency's distance to 0, (height, width // 2 + 1), 1 at the corner (Nyquist, Nyquist)."""
+    height, width = image_size
+    fy = np.abs(np.fft.fftfreq(height))[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    return (np.sqrt(fy ** 2 + fx ** 2) / np.sqrt(0.5)).astype(np.float32)
+
+
+def irfft2(real, imag, image_size):
+    """The inverse of a 2-D real FFT over the last two axes, from `keras.ops`' 1-D transforms.
+
+    The inverse along the rows is `conj(fft(conj(z))) / height` (keras.ops has no 1-D inverse
+    complex FFT), then `irfft` along the columns.
+
+    Args:
+        real, imag: float32 tensors (..., height, width // 2 + 1).
+        image_size: (height, width).
+
+    Returns:
+        float32 tensor (..., height, width).
+    """
+    height, width = image_size
+    real, imag = ops.swapaxes(real, -1, -2), ops.swapaxes(imag, -1, -2)
+    real, imag = ops.fft((real, ops.negative(imag)))
+    scale = np.float32(1.0 / height)
+    real = ops.multiply(ops.swapaxes(real, -1, -2), scale)
+    imag = ops.multiply(ops.swapaxes(imag, -1, -2), -scale)
+    return ops.irfft((real, imag), fft_length=width)
+
+
+def render(phase, magnitude, image_size, contrast, values_range):
+    """One picture from its phase.
+
+    Args:
+        phase: float32 tensor (C, H, W // 2 + 1), angles.
+        magnitude: float32 tensor of the same shape.
+        image_size: (H, W).
+        contrast: the standardized picture's standard deviation in the decorrelated space.
+        values_range: (low, high) of the pixels.
+
+    Returns:
+        float32 tensor (H, W, C) in `values_range`.
+    """
+    channels = phase.shape[0]
+    spatial = irfft2(ops.multiply(magnitude, ops.cos(phase)), ops.multiply(magnitude, ops.sin(phase)), image_size)
+    image = ops.transpose(spatial, (1, 2, 0))
+    mean = ops.mean(image)
+    variance = ops.mean(ops.square(ops.subtract(image, mean)))
+    image = ops.multiply(ops.subtract(image, mean), ops.multiply(np.float32(contrast), ops.rsqrt(variance + 1e-10)))
+    if channels == 3:
+        image = ops.matmul(image, COLOR_CORRELATION)
+    low, high = values_range
+    return ops.add(np.float32(low), ops.multiply(np.float32(high - low), ops.sigmoid(image)))
+
+
+def initial_phase(bits_uniform):
+    """Angles in [-pi, pi) from uniforms in [0, 1)."""
+    return ops.subtract(ops.multiply(bits_uniform, np.float32(2.0 * math.pi)), np.float32(math.pi))

@@ -1,0 +1,211 @@
+"""`Visualizer`: one model, one `MacoConfig` and the active backend's compiled run, held by the caller.
+
+The whole pipeline, on any Keras backend:
+
+    config  = MacoConfig(steps=64, seed=0)                 # validated once
+    viz     = Visualizer(model, config)                     # owns the compiled runs
+    result  = viz(units=[1, 309])                           # or viz(objective=channel(...) + 0.5 * logit(...))
+    result.images, result.transparency, result.scores       # (N, H, W, C), (N, H, W, C), (steps, N)
+
+`maco(...)` is the one-call form. On TensorFlow it runs the established engine
+(`presets.maco`: `tf.distribute`, Xplique objectives, the C++ crop-gradient kernel); on
+JAX and PyTorch, a `Visualizer`.
+"""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+
+from . import backends
+from . import objectives as objectives_lib
+from . import taps
+from . import validation
+from .core import draws
+from .core import magnitude as magnitude_lib
+from .core import render
+from .core.config import CONFIGS, MacoConfig
+from .core.outcome import NonFiniteError, Visualization
+from .core.plan import Plan
+
+# A verbose run pauses for its progress bar at most this many times.
+PROGRESS_UPDATES = 50
+
+
+class Visualizer:
+    """Feature visualization of one model's units with one configuration, on the active Keras backend.
+
+    Compiled state (one runner per objective structure) belongs to this object: calls with
+    other units of the same structure reuse it, and dropping the object frees it.
+
+    Args:
+        model: a Keras model with a known input shape (batch, h, w, C).
+        config: a `MacoConfig` (default `CONFIGS["fast"]`, `maco`'s defaults).
+        magnitude: None (the ImageNet magnitude), an array (C, H, W // 2 + 1) or one per
+            unit (N, C, H, W // 2 + 1).
+        devices: JAX: the devices that share each unit's crops (default all of them).
+        batch_size: units optimized together (default all); a unit's picture does not
+            depend on its batch.
+        verbose: show a progress bar.
+
+    Example:
+        >>> viz = Visualizer(model, MacoConfig(seed=0))
+        >>> result = viz(units=[1, 309])
+        >>> result.images.shape
+        (2, 512, 512, 3)
+    """
+
+    def __init__(self, model, config=None, *, magnitude=None, devices=None, batch_size=None, verbose=True):
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"expected a keras.Model, received: model={type(model).__name__}")
+        config = CONFIGS["fast"] if config is None else config
+        if not isinstance(config, MacoConfig):
+            raise TypeError(f"expected a maco_keras.MacoConfig, received: config={type(config).__name__}")
+        self.model = model
+        self.config = config
+        self.backend = backends.current()
+        self.input_shape = taps.image_input_shape(model, "model")
+        height, width = config.image_size
+        if height < self.input_shape[0] or width < self.input_shape[1]:
+            raise ValueError(f"expected image_size at least the model input {self.input_shape[:2]}, "
+                             f"received: image_size={config.image_size}")
+        self.magnitude = None if magnitude is None else np.asarray(magnitude, np.float32)
+        self.devices = devices
+        self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)
+        self.verbose = validation.boolean("verbose", verbose)
+        self._runners = {}
+
+    def objective(self, objective=None, units=None):
+        """The `CompiledObjective` of `objective`, or of the model output's `units` (its logits)."""
+        if objective is None:
+            if units is None:
+                raise ValueError("expected an objective or units (the model output's), received: neither")
+            objective = objectives_lib.logit(self.model, units)
+        elif units is not None:
+            raise ValueError(f"expected units only without an objective, received: units={units!r}")
+        objective = objectives_lib.as_core(objective)
+        if objective.model is not self.model:
+            raise ValueError("expected an objective on the Visualizer's model, received: one on another model")
+        return objective.compile()
+
+    def magnitudes(self, num_units):
+        """float32 array (N, C, H, W // 2 + 1): each unit's fixed magnitude."""
+        channels = self.input_shape[-1]
+        expected = (channels, *render.spectrum_shape(self.config.image_size))
+        if self.magnitude is None:
+            if channels not in (1, 3):
+                raise ValueError(f"expected a magnitude for {channels}-channel images (the ImageNet one has 3 or 1), "
+                                 "received: magnitude=None")
+            magnitude = magnitude_lib.imagenet_magnitude(self.config.image_size, channels)
+        else:
+            magnitude = self.magnitude
+        if magnitude.shape == expected:
+            return np.broadcast_to(magnitude, (num_units, *expected)).copy()
+        if magnitude.shape == (num_units, *expected):
+            return magnitude
+        raise ValueError(f"expected a magnitude of shape {expected} or {(num_units, *expected)}, "
+                         f"received: magnitude.shape={magnitude.shape}")
+
+    def runner(self, compiled):
+        """The compiled runner of `compiled`'s structure, built on first use."""
+        key = (compiled.structure, tuple(tap.path for tap in compiled.taps),
+               tuple(tuple(mask.shape[1:]) for mask in compiled.masks))
+        if key not in self._runners:
+            plan = Plan(self.config, compiled, self.input_shape, getattr(self.model, "compute_dtype", "float32"))
+            self._runners[key] = backends.runner_class()(plan, compiled, self.devices)
+        return self._runners[key]
+
+    def __call__(self, objective=None, units=None):
+        """Optimizes one picture per unit. Returns a `Visualization`; raises `NonFiniteError` (with every
+        finite unit's picture in `partial`) when a unit's score or gradient stops being finite."""
+        compiled = self.objective(objective, units)
+        magnitudes = self.magnitudes(compiled.num_units)
+        size = compiled.num_units if self.batch_size is None else self.batch_size
+        results, failures = [], []
+        for start in range(0, compiled.num_units, size):
+            stop = min(start + size, compiled.num_units)
+            result, failed = self._run(compiled.unit(start, stop), magnitudes[start:stop])
+            results.append(result)
+            failures.extend((int(step), name) for step, name in zip(failed, result.names) if step >= 0)
+        result = Visualization.concatenate(results)
+        if failures:
+            raise NonFiniteError(min(step for step, _ in failures), result,
+                                 [f"{name} (step {step})" for step, name in failures])
+        return result
+
+    def _run(self, compiled, magnitudes):
+        config = self.config
+        runner = self.runner(compiled)
+        keys = draws.unit_keys(compiled.names)
+        schedules = config.schedules()
+        state = runner.start(config.seed, keys, config.steps)
+        chunk = max(1, math.ceil(config.steps / PROGRESS_UPDATES)) if self.verbose else config.steps
+        stops = list(range(chunk, config.steps, chunk)) + [config.steps]
+        progress = keras.utils.Progbar(config.steps, stateful_metrics=["score"]) if self.verbose else None
+        for start, stop in zip([0] + stops[:-1], stops):
+            state = runner.advance(state, start, stop, config.seed, keys, magnitudes, compiled.masks,
+                                   compiled.divisors, schedules)
+            if progress is not None:
+                history = keras.ops.convert_to_numpy(state[3])
+                progress.update(stop, values=[("score", float(np.mean(history[stop - 1])))])
+        phases, _, transparency, history, failed = state
+        images = runner.pictures(phases, magnitudes)
+        return Visualization(images=images, transparency=keras.ops.convert_to_numpy(transparency) / config.steps,
+                             scores=keras.ops.convert_to_numpy(history), names=list(compiled.names)), \
+            keras.ops.convert_to_numpy(failed)
+
+
+_RUN_ARGUMENTS = ("magnitude", "verbose", "return_visualization", "batch_size", "devices")
+
+
+def maco(objective, units=None, *, config=None, **settings):
+    """MACO feature visualization on the active Keras backend: one picture per unit.
+
+    Args:
+        objective: a Keras model (with `units`: its output units, e.g. logits) or an
+            objective (`maco_keras.objectives`; on TensorFlow also an Xplique `Objective`).
+        units: int or list of the model output's units.
+        config: a `MacoConfig` (default: the "fast" preset); `settings` override its fields
+            (`steps`, `image_size`, `crops`, `crop_scale`, `noise`, `learning_rate`,
+            `contrast`, `coarse_to_fine`, `values_range`, `seed`, ...). `seed` defaults to a
+            random one, as on TensorFlow.
+        **settings: the configuration's fields, and `magnitude`, `verbose`,
+            `return_visualization`, `batch_size`, `devices` (JAX). On TensorFlow every
+            argument of `presets.maco` (`strategy`, `jit_compile`, Xplique objectives...).
+
+    Returns:
+        (images, transparency): float32 arrays (N, H, W, C), or the `Visualization` with
+        `return_visualization=True`.
+
+    Example:
+        >>> images, transparency = maco(model, units=[1, 309], seed=0)
+    """
+    fields = {field.name for field in dataclasses.fields(MacoConfig)}
+    if backends.current() == "tensorflow":
+        from . import presets
+
+        given = {} if config is None else {name: getattr(config, name) for name in fields}
+        if "devices" in settings:
+            raise ValueError("expected devices only on JAX (TensorFlow shares crops through strategy=), "
+                             f"received: devices={settings['devices']!r}")
+        return presets.maco(objective, units, **{**given, **settings})
+    unknown = sorted(set(settings) - fields - set(_RUN_ARGUMENTS))
+    if unknown:
+        raise ValueError(f"expected settings of the {backends.current()} backend ({', '.join(sorted(fields))}, "
+                         f"{', '.join(_RUN_ARGUMENTS)}), received: {', '.join(unknown)} (TensorFlow only)")
+    run = {name: settings.pop(name) for name in _RUN_ARGUMENTS if name in settings}
+    settings.setdefault("seed", None)
+    config = (CONFIGS["fast"] if config is None else config).replace(**settings)
+    model = objective if isinstance(objective, keras.Model) else getattr(objective, "model", None)
+    if model is None:
+        raise TypeError(f"expected a keras.Model or a maco_keras objective, received: objective={type(objective).__name__}")
+    visualizer = Visualizer(model, config, magnitude=run.get("magnitude"), devices=run.get("devices"),
+                            batch_size=run.get("batch_size"), verbose=run.get("verbose", True))
+    if isinstance(objective, keras.Model):
+        result = visualizer(units=units)
+    else:
+        result = visualizer(objective, units)
+    if run.get("return_visualization"):
+        return result
+    return result.images, result.transparency

@@ -1,0 +1,152 @@
+"""Runs maco_keras on the Keras backend in KERAS_BACKEND and writes what it got to an .npz: the tests
+of `test_backends.py` start it once per backend (a process has one Keras backend).
+
+Usage: python backend_worker.py TASK OUT.npz [MODEL]
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+TASK, OUT = sys.argv[1], sys.argv[2]
+MODEL = sys.argv[3] if len(sys.argv) > 3 else None
+
+
+def tiny_model():
+    """A small functional model whose weights come from NumPy: the same on every backend."""
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="predictions")(x))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in model.get_weights()])
+    return model
+
+
+def load():
+    import keras
+
+    return tiny_model() if MODEL is None else keras.models.load_model(MODEL)
+
+
+def main():
+    import keras
+
+    import maco_keras
+    from maco_keras import objectives
+    from maco_keras.core import draws
+
+    result = {}
+    if TASK == "draws":
+        from maco_keras.core import crops, render
+
+        config = maco_keras.MacoConfig(image_size=64, crops=8, seed=3)
+        for step in (-1, 0, 5):
+            h = draws.stream_key(3, 1234567, step, draws.NOISE)
+            result[f"bits_{step}"] = keras.ops.convert_to_numpy(draws.bits(h, (1000,)))
+            result[f"normal_{step}"] = keras.ops.convert_to_numpy(draws.normal(h, (1000,)))
+            result[f"boxes_{step}"] = keras.ops.convert_to_numpy(crops.boxes(3, 1234567, step, 8, 0.3, config))
+            result[f"noise_{step}"] = keras.ops.convert_to_numpy(crops.noise(3, 1234567, step, (64, 64, 3), 0.2))
+        phase = keras.ops.convert_to_numpy(render.initial_phase(draws.uniform(draws.stream_key(3, 7, -1, 1), (3, 64, 33))))
+        result["phase"] = phase
+    elif TASK == "run":
+        # One unit for 3 steps, with each step's inputs, scores and pictures.
+        from maco_keras.core.plan import Plan
+
+        model = load()
+        size = model.input_shape[1]
+        config = maco_keras.MacoConfig(steps=3, image_size=size + size // 2, crops=4, seed=0)
+        viz = maco_keras.Visualizer(model, config, verbose=False)
+        visualization = viz(units=[309 if MODEL else 3])
+        compiled = viz.objective(units=[309 if MODEL else 3])
+        plan = Plan(config, compiled, viz.input_shape)
+        key = int(draws.unit_keys(compiled.names)[0])
+        schedules = config.schedules()
+        phase = plan.initial_phase(0, key)
+        magnitude = viz.magnitudes(1)[0]
+        image = plan.picture(phase, magnitude)
+        result["phase0"] = keras.ops.convert_to_numpy(phase)
+        result["image0"] = keras.ops.convert_to_numpy(image)
+        for step in range(3):
+            result[f"crops_{step}"] = keras.ops.convert_to_numpy(plan.crops(
+                image, 0, key, step, float(schedules["crop_scale"][step]), float(schedules["noise"][step])))
+        result.update(images=visualization.images, scores=visualization.scores,
+                      transparency=visualization.transparency)
+    elif TASK == "same_bits":
+        model = load()
+        size = model.input_shape[1]
+        settings = dict(steps=3, image_size=size + size // 4, crops=4, seed=0, verbose=False)
+        unit = 309 if MODEL else 3
+        first, _ = maco_keras.maco(model, units=[1, unit], **settings)
+        second, _ = maco_keras.maco(model, units=[1, unit], **settings)
+        alone, _ = maco_keras.maco(model, units=[unit], **settings)
+        result.update(first=first, second=second, alone=alone)
+        viz = maco_keras.Visualizer(model, maco_keras.MacoConfig(**{k: v for k, v in settings.items() if k != "verbose"}),
+                                    verbose=False)
+        viz(units=[1, 2])
+        viz(units=[5, 7])
+        result["traces"] = np.array([runner.trace_count for runner in viz._runners.values()])
+    elif TASK == "objectives":
+        # A nested model's inner channel, a composition, an inversion-like direction at a layer.
+        model = load()
+        outer = keras.Sequential([keras.Input(model.input_shape[1:]), model], name="outer")
+        settings = dict(steps=2, image_size=model.input_shape[1] + 8, crops=2, seed=0, verbose=False)
+        nested, _ = maco_keras.maco(objectives.channel(outer, f"{model.name}/conv2", [0, 3]), **settings)
+        flat, _ = maco_keras.maco(objectives.channel(model, "conv2", [0, 3]), **settings)
+        result.update(nested=nested, flat=flat)
+        target = np.random.default_rng(1).normal(size=(1, *objectives.layer_tap(model, "conv2").shape)).astype(np.float32)
+        inversion = maco_keras.maco(objectives.direction(model, "conv2", target), return_visualization=True, **settings)
+        result.update(inversion_scores=inversion.scores)
+        composed = maco_keras.maco(objectives.channel(model, "conv1", 2) + 0.5 * objectives.logit(model, [1, 2]),
+                                   return_visualization=True, **settings)
+        result["composed_names"] = np.array(composed.names)
+    elif TASK == "vit":
+        import hub_models
+
+        model = hub_models.vit()
+        block = objectives.channel(model, hub_models.BLOCKS["ViT"], [0, 1])
+        vit = maco_keras.maco(block, steps=3, image_size=40, crops=2, seed=0, verbose=False, return_visualization=True)
+        result.update(vit_images=vit.images, vit_scores=vit.scores)
+    elif TASK == "devices":
+        # One step's scores and phase gradients on every device JAX has (two host devices in the test), and on one.
+        import jax
+
+        from maco_keras.core.plan import Plan
+        from maco_keras.backends.jax import Runner
+
+        model = load()
+        config = maco_keras.MacoConfig(steps=1, image_size=48, crops=4, seed=0)
+        viz = maco_keras.Visualizer(model, config, verbose=False)
+        compiled = viz.objective(units=[1, 3])
+        plan = Plan(config, compiled, viz.input_shape)
+        keys = draws.unit_keys(compiled.names)
+        phases = np.stack([keras.ops.convert_to_numpy(plan.initial_phase(0, int(key))) for key in keys])
+        for name, devices in (("one", jax.devices()[:1]), ("all", jax.devices())):
+            runner = Runner(plan, compiled, devices)
+            scores, _, gradients = runner.step_gradients(phases, 0, 0, keys, viz.magnitudes(2), compiled.masks,
+                                                         compiled.divisors, 0.5, 0.2)
+            result.update({f"scores_{name}": scores, f"gradients_{name}": gradients})
+        result["devices"] = np.array(len(jax.devices()))
+    elif TASK == "errors":
+        model = load()
+        messages = []
+        for settings in (dict(strategy=None), dict(jit_compile=True), dict(steps=0), dict(crop_scale_of="volume")):
+            try:
+                maco_keras.maco(model, units=[1], verbose=False, **settings)
+                messages.append("no error")
+            except (TypeError, ValueError) as error:
+                messages.append(str(error))
+        result["messages"] = np.array(messages)
+    result["tensorflow_imported"] = np.array("tensorflow" in sys.modules)
+    result["xplique_imported"] = np.array("xplique" in sys.modules)
+    result["backend"] = np.array(keras.backend.backend())
+    np.savez(OUT, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The backend-neutral core, checked in this (TensorFlow) process: configuration, NAdam, colours, crops, runner."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import maco_keras
+from maco_keras import objectives
+from maco_keras.core import config as config_lib
+from maco_keras.core import crops, draws, nadam, render
+from maco_keras.core.config import MacoConfig, Ramp
+
+
+@pytest.mark.parametrize("settings, named", [
+    (dict(steps=0), "steps"),
+    (dict(steps=2.5), "steps"),
+    (dict(image_size=(0, 64)), "image_size"),
+    (dict(crops=-1), "crops"),
+    (dict(crop_scale=0.0), "crop_scale"),
+    (dict(crop_scale=[0.2, 0.3]), "crop_scale"),  # not one value per step
+    (dict(crop_scale_std=-0.1), "crop_scale_std"),
+    (dict(crop_scale_of="volume"), "crop_scale_of"),
+    (dict(noise=-1.0), "noise"),
+    (dict(noise=lambda step: 0.1), "noise"),  # a callable is no frozen setting
+    (dict(learning_rate="fast"), "learning_rate"),
+    (dict(contrast=0.0), "contrast"),
+    (dict(coarse_to_fine=1.5), "coarse_to_fine"),
+    (dict(values_range=(1.0, -1.0)), "values_range"),
+    (dict(seed=-3), "seed"),
+])
+def test_bad_settings_name_the_setting(settings, named):
+    with pytest.raises((TypeError, ValueError), match=named):
+        MacoConfig(**settings)
+
+
+def test_configurations_are_frozen_validated_and_round_trip():
+    config = MacoConfig(steps=8, seed=3, image_size=64)
+    assert config.image_size == (64, 64)
+    with pytest.raises(Exception):
+        config.steps = 9  # frozen
+    with pytest.raises(TypeError, match="stepz"):
+        config.replace(stepz=9)
+    assert MacoConfig.from_json(config.to_json()) == config
+    assert config_lib.CONFIGS["paper"].steps == 256 and config_lib.CONFIGS["fast"] == MacoConfig()
+    schedules = MacoConfig(steps=4, noise=0.1, values_range=(0, 255), crop_scale=Ramp(0.5, 0.25)).schedules()
+    np.testing.assert_allclose(schedules["noise"], 25.5)
+    np.testing.assert_allclose(schedules["crop_scale"], [0.5, 0.41666666, 0.33333334, 0.25])
+
+
+def test_the_core_nadam_is_keras_nadam():
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(3, 5)).astype(np.float32)
+    variable = keras.Variable(weights)
+    optimizer = keras.optimizers.Nadam(learning_rate=0.7)
+    state = nadam.initial_state(tf.constant(weights))
+    ours = tf.constant(weights)
+    for step in range(4):
+        gradient = rng.normal(size=(3, 5)).astype(np.float32)
+        optimizer.apply_gradients([(tf.constant(gradient), variable)])
+        ours, state = nadam.update(ours, tf.constant(gradient), state, step, 0.7)
+    np.testing.assert_allclose(ours.numpy(), variable.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_the_colour_correlation_is_xpliques():
+    from xplique.features_visualizations.preconditioning import recorrelate_colors
+
+    np.testing.assert_array_equal(render.COLOR_CORRELATION, recorrelate_colors(tf.eye(3)).numpy())
+
+
+def test_the_crop_cut_is_tensorflows_crop_and_resize():
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, (37, 41, 3)).astype(np.float32)
+    boxes = np.array([[0.1, 0.2, 0.6, 0.7], [0.0, 0.0, 1.0, 1.0], [-0.2, 0.5, 0.5, 1.2], [0.3, 0.9, 0.8, 0.1]],
+                     np.float32)  # inside, the whole picture, overhanging, mirrored
+    expected = tf.image.crop_and_resize(image[None], boxes, np.zeros(4, np.int32), (16, 12)).numpy()
+    # The taps are computed in another order (a tap 1e-6 pixel away reads 1e-6 times the pixels' step).
+    np.testing.assert_allclose(crops.cut(tf.constant(image), tf.constant(boxes), (16, 12)).numpy(), expected,
+                               atol=1e-5)
+
+
+def test_irfft2_is_numpys():
+    rng = np.random.default_rng(2)
+    real, imag = rng.normal(size=(2, 3, 10, 7)).astype(np.float32)
+    np.testing.assert_allclose(render.irfft2(real, imag, (10, 12)).numpy(),
+                               np.fft.irfft2(real + 1j * imag, s=(10, 12)), atol=1e-5)
+
+
+def test_pinned_draws_and_unit_keys():
+    """A change of the generator or of the keying changes every picture: it must not pass silently."""
+    assert draws.unit_key("Neuron#predictions_309") == draws.unit_key("Neuron#base/predictions_309")
+    assert int(draws.numpy_stream_key(0, 0, 0, draws.NOISE)) == int(np.uint32(draws.numpy_stream_key(0, 0, 0, 4)))
+    bits = draws.bits(draws.stream_key(7, 12345, 3, draws.NOISE), (3,)).numpy().astype(np.int64) & 0xFFFFFFFF
+    assert bits.tolist() == [2162874223, 872241855, 3830470646]
+
+
+def test_the_visualizer_on_tensorflow_traces_once_and_repeats_its_bits(tiny_model):
+    config = MacoConfig(steps=3, image_size=40, crops=2, seed=0)
+    visualizer = maco_keras.Visualizer(tiny_model, config, verbose=False)
+    first = visualizer(units=[1, 2])
+    again = visualizer(units=[1, 2])
+    other = visualizer(objectives.logit(tiny_model, [5, 7]))
+    (runner,) = visualizer._runners.values()
+    assert runner.trace_count == 1
+    np.testing.assert_array_equal(first.images, again.images)
+    assert not np.array_equal(first.images, other.images)
+    assert first.scores.shape == (3, 2) and first.names == ["Neuron#logits_1", "Neuron#logits_2"]
+
+
+def test_a_nan_unit_is_frozen_and_named_and_its_batch_mates_finish(tiny_model):
+    inputs = keras.Input((32, 32, 3))
+    logits = tiny_model(inputs)
+    # Unit 1 is NaN (log of a negative), the others are the tiny model's logits.
+    poisoned = keras.layers.Lambda(lambda x: tf.concat([x[:, :1], tf.math.log(-tf.abs(x[:, 1:2]) - 1.0),
+                                                        x[:, 2:]], axis=1))(logits)
+    model = keras.Model(inputs, poisoned)
+    visualizer = maco_keras.Visualizer(model, MacoConfig(steps=2, image_size=40, crops=2, seed=0), verbose=False)
+    with pytest.raises(maco_keras.NonFiniteError, match="predictions_1|lambda.*_1") as caught:
+        visualizer(units=[0, 1, 2])
+    partial = caught.value.partial
+    assert np.all(np.isfinite(partial.images)) and len(caught.value.units) == 1
+    alone = visualizer(units=[0, 2])
+    np.testing.assert_array_equal(partial.images[[0, 2]], alone.images)
+
+
+def test_a_visualizer_checks_its_arguments(tiny_model):
+    with pytest.raises(TypeError, match="config"):
+        maco_keras.Visualizer(tiny_model, {"steps": 3})
+    with pytest.raises(ValueError, match="image_size"):
+        maco_keras.Visualizer(tiny_model, MacoConfig(image_size=16))
+    visualizer = maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40, crops=2), verbose=False)
+    with pytest.raises(ValueError, match="units"):
+        visualizer()
+    with pytest.raises(ValueError, match="magnitude"):
+        maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40), magnitude=np.ones((3, 8, 5)),
+                              verbose=False)(units=[1])
