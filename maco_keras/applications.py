@@ -18,41 +18,16 @@ from .parameterization import MacoImage
 
 
 def feature_inversion(model, layer, reference_images, cossim_pow=2.0):
-    """Match the activations that reference images produce at `layer` (one objective each).
-
-    The images MACO then generates keep what `layer` retains of each reference and drop
-    what earlier layers discarded (the paper's Figure 6a).
-
-    Args:
-        model: Keras model.
-        layer: name, path (inside nested models and subclassed layers) or index of the layer
-            whose activations are matched.
-        reference_images: array (N, H, W, C) in the model's input range (resized to its input).
-        cossim_pow: Xplique's `dot_cossim` exponent: higher weighs the direction more.
+    """Match the activations that reference images produce at `layer` (one objective each): `objectives.inversion`,
+    on every backend.
 
     Returns:
-        An `Objective` with N objectives.
+        An objective with N objectives (an Xplique `Objective` on TensorFlow).
     """
-    reference_images = np.asarray(reference_images, np.float32)
-    if reference_images.ndim != 4:
-        raise ValueError(f"`reference_images` must have shape (N, H, W, C), got {reference_images.shape}.")
-    activations = layer_outputs(model, layer, reference_images)
-    return objectives.direction(model, layer, activations, cossim_pow=cossim_pow,
-                                names=[f"Inversion#{layer}_{i}" for i in range(len(activations))])
+    return objectives.inversion(model, layer, reference_images, cossim_pow=cossim_pow)
 
 
-def layer_outputs(model, layer, images, batch_size=32):
-    """`layer`'s outputs (a name, path or index; see `taps.find`) for images, resized to the model input.
-
-    Returns:
-        float32 array (N, *layer output shape).
-    """
-    forward = taps.output_function(objectives.layer_tap(model, layer))
-    height, width = model.input_shape[1:3]
-    images = np.asarray(images, np.float32)
-    outputs = [forward(tf.image.resize(images[start:start + batch_size], (height, width))).numpy()
-               for start in range(0, len(images), batch_size)]
-    return np.concatenate(outputs).astype(np.float32)
+layer_outputs = objectives.layer_outputs
 
 
 def concept_visualization(model, layer, concepts, cossim_pow=2.0):

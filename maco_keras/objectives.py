@@ -268,6 +268,56 @@ def direction(model, layer, vectors, *, cossim_pow=2.0, token=None, prefix_token
                       float(cossim_pow))
 
 
+def layer_outputs(model, layer, images, batch_size=32):
+    """`layer`'s outputs (a name, path or index; see `taps.find`) for images, resized to the model input.
+
+    Compiled once per (model, layer) on TensorFlow (`taps.output_function`); a forward pass
+    with the layer captured on the other backends.
+
+    Returns:
+        float32 array (N, *layer output shape).
+    """
+    found = layer_tap(model, layer)
+    height, width = model.input_shape[1:3]
+    images = np.asarray(images, np.float32)
+    if keras.backend.backend() == "tensorflow":
+        forward = taps.output_function(found)
+    else:
+        capture = taps.FeatureCapture(model, [found])
+        forward = lambda batch: capture(batch)[0]  # noqa: E731
+    outputs = [keras.ops.convert_to_numpy(forward(keras.ops.image.resize(images[start:start + batch_size],
+                                                                           (height, width))))
+               for start in range(0, len(images), batch_size)]
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def inversion(model, layer, reference_images, *, cossim_pow=2.0):
+    """Match the activations that reference images produce at `layer`: feature inversion, one objective each.
+
+    The images MACO then generates keep what `layer` retains of each reference and drop
+    what earlier layers discarded (the paper's Figure 6a).
+
+    Args:
+        model: Keras model.
+        layer: name, path (inside nested models and subclassed layers) or index of the layer.
+        reference_images: array (N, H, W, C) in the model's input range (resized to its input).
+        cossim_pow: the cosine's power in `direction` (higher weighs the direction more).
+
+    Returns:
+        An objective with N objectives (`direction` towards each reference's whole activation).
+
+    Example:
+        >>> images, _ = maco_keras.maco(inversion(model, "block_6_expand_relu", goldfish_photo[None]))
+    """
+    reference_images = np.asarray(reference_images, np.float32)
+    if reference_images.ndim != 4:
+        raise ValueError(f"expected reference_images of shape (N, H, W, C), received: "
+                         f"reference_images.shape={reference_images.shape}")
+    activations = layer_outputs(model, layer, reference_images)
+    return direction(model, layer, activations, cossim_pow=cossim_pow,
+                     names=[f"Inversion#{layer}_{i}" for i in range(len(activations))])
+
+
 def sorted_distance(output, reference):
     """Minus the mean squared difference between each channel's activations, sorted over positions, and
     `reference`, the same shape, already sorted (`feature_distribution`'s loss): (B,) scores, 0 at a match."""
@@ -375,4 +425,4 @@ def unit_objective(model, layer, kind, units, token=None):
     return neuron(model, layer, units, token=token)
 
 
-__all__ = ["channel", "direction", "feature_distribution", "sorted_distance", "layer_mean", "layer_tap", "logit", "neuron", "count_prefix_tokens", "token_index", "unit_objective", "unit_values"]
+__all__ = ["channel", "direction", "inversion", "layer_outputs", "feature_distribution", "sorted_distance", "layer_mean", "layer_tap", "logit", "neuron", "count_prefix_tokens", "token_index", "unit_objective", "unit_values"]

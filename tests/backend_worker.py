@@ -99,8 +99,9 @@ def main():
         nested, _ = maco_keras.maco(objectives.channel(outer, f"{model.name}/conv2", [0, 3]), **settings)
         flat, _ = maco_keras.maco(objectives.channel(model, "conv2", [0, 3]), **settings)
         result.update(nested=nested, flat=flat)
-        target = np.random.default_rng(1).normal(size=(1, *objectives.layer_tap(model, "conv2").shape)).astype(np.float32)
-        inversion = maco_keras.maco(objectives.direction(model, "conv2", target), return_visualization=True, **settings)
+        reference = np.random.default_rng(1).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+        inversion = maco_keras.maco(objectives.inversion(model, "conv2", reference), return_visualization=True,
+                                    **settings)
         result.update(inversion_scores=inversion.scores)
         composed = maco_keras.maco(objectives.channel(model, "conv1", 2) + 0.5 * objectives.logit(model, [1, 2]),
                                    return_visualization=True, **settings)

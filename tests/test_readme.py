@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REPO, shared_dir
 from maco_keras import presets
+from maco_keras.core import config as config_lib
 
 matplotlib.use("Agg")
 BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
@@ -24,6 +25,8 @@ def test_readme_python_block_runs(index, monkeypatch, tmp_path):
     monkeypatch.setitem(presets.maco.__kwdefaults__, "steps", 1)
     monkeypatch.setitem(presets.PRESETS["fast"], "steps", 1)
     monkeypatch.setitem(presets.PRESETS["paper"], "steps", 1)
+    for name, config in list(config_lib.CONFIGS.items()):
+        monkeypatch.setitem(config_lib.CONFIGS, name, config.replace(steps=1))
     # No network here: the shared MobileNetV2 stands in for keras.applications' ImageNet one
     # (random weights when ../shared is absent: the code runs the same).
     path = shared_dir() / "models" / "mobilenet_v2_1.0_224.keras"
