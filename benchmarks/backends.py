@@ -3,11 +3,12 @@
 For each backend (one subprocess each, KERAS_BACKEND set) and each unit count N, on a
 shared model (`../shared/models`, or `--models-dir`), with K crops of a `--image-size`
 picture per unit:
-- floor: the model's own forward + backward (the input's gradient) on N x K crops, the
-  backend's best way: `tf.function`, `jax.jit`, eager PyTorch;
+- floor: the model's own forward + backward (the input's gradient) on one picture's K
+  crops, the backend's best way (`tf.function`, `jax.jit`, eager PyTorch): what a step
+  runs once per picture, on every backend;
 - maco_keras: a `Visualizer` run of `--steps` steps, its first call (compile included) and
   a second, steady one; the table gives seconds per picture and step, and the steady step
-  over the floor.
+  over the floor. On TensorFlow also `maco`, the established engine.
 - Horama 0.3 (`--horama`, PyTorch): `horama.maco` on the same Keras-on-PyTorch model (a
   `torch.nn.Module` on that backend), the same steps, crops, picture size and magnitude
   (Xplique's file, which Horama would otherwise download), one unit at a time as it runs.
@@ -61,9 +62,14 @@ def models_dir(args):
     return pathlib.Path(os.environ.get("MACO_SHARED", REPO.parent / "shared")) / "models"
 
 
+CPU_SECONDS = []  # the process's CPU seconds (all threads) of each `timed` call, beside its wall seconds
+
+
 def timed(function):
-    start = time.perf_counter()
+    """(wall seconds, result); the call's CPU seconds go to CPU_SECONDS (steadier on a shared VM)."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = function()
+    CPU_SECONDS.append(time.process_time() - cpu_start)
     return time.perf_counter() - start, result
 
 
@@ -117,6 +123,7 @@ def device_name(backend):
 
 
 def horama_rows(args, model, floor_per_unit, magnitude_path):
+    # floor_per_unit: (wall, CPU) seconds of the floor
     """Horama's `maco` on the Keras-on-PyTorch model, one unit at a time (it draws one picture per call)."""
     import shutil
     import tempfile
@@ -145,7 +152,9 @@ def horama_rows(args, model, floor_per_unit, magnitude_path):
             steady, _ = timed(run)
             per_step = steady / args.steps / count
             rows.append({"method": "Horama 0.3 maco", "backend": "torch", "units": count, "first": first,
-                         "per_picture_step": per_step, "ratio": per_step / floor_per_unit})
+                         "per_picture_step": per_step, "floor": floor_per_unit[0],
+                         "ratio": per_step / floor_per_unit[0],
+                         "cpu_ratio": CPU_SECONDS[-1] / args.steps / count / floor_per_unit[1]})
     finally:
         os.chdir(here)
     return rows
@@ -162,25 +171,37 @@ def one_backend(args):
     model = keras.models.load_model(models_dir(args) / f"{args.model}.keras")
     size = model.input_shape[1]
     rows = []
-    rng = np.random.default_rng(0)
-    floors = {}
+    # The floor: one picture's K crops through the model and back, which every backend's step runs once per
+    # picture (a unit's crops are a batch of their own, so that its bits do not depend on the others).
+    crops = np.random.default_rng(0).uniform(-1, 1, (args.crops, size, size, 3)).astype(np.float32)
+    floor = floor_function(model, backend, crops)
+    floor()  # compile
+    reps = max(3, min(6, args.steps))
+    seconds, _ = timed(lambda: [floor() for _ in range(reps)])
+    floor_seconds, floor_cpu = seconds / reps, CPU_SECONDS[-1] / reps
+    config = maco_keras.MacoConfig(steps=args.steps, image_size=args.image_size, crops=args.crops, seed=0)
+    visualizer = maco_keras.Visualizer(model, config, verbose=False)
     for count in args.units:
-        crops = rng.uniform(-1, 1, (args.crops * count, size, size, 3)).astype(np.float32)
-        floor = floor_function(model, backend, crops)
-        floor()  # compile
-        reps = max(2, min(5, args.steps))
-        seconds, _ = timed(lambda: [floor() for _ in range(reps)])
-        floors[count] = seconds / reps / count  # per picture and step
-        config = maco_keras.MacoConfig(steps=args.steps, image_size=args.image_size, crops=args.crops, seed=0)
-        visualizer = maco_keras.Visualizer(model, config, verbose=False)
         first, _ = timed(lambda: visualizer(units=UNITS[:count]))
         steady, _ = timed(lambda: visualizer(units=UNITS[:count]))
         per_step = steady / args.steps / count
-        rows.append({"method": "maco_keras", "backend": backend, "units": count, "first": first,
-                     "per_picture_step": per_step, "floor": floors[count], "ratio": per_step / floors[count],
-                     "device": device_name(backend)})
+        cpu_ratio = CPU_SECONDS[-1] / args.steps / count / floor_cpu
+        rows.append({"method": "maco_keras Visualizer", "backend": backend, "units": count, "first": first,
+                     "per_picture_step": per_step, "floor": floor_seconds, "ratio": per_step / floor_seconds,
+                     "cpu_ratio": cpu_ratio, "device": device_name(backend)})
+        if backend == "tensorflow":
+            # TensorFlow's `maco`: the established engine (all N x K crops in one batch, the C++ crop gradient).
+            run = lambda: maco_keras.maco(model, units=UNITS[:count], steps=args.steps, crops=args.crops,  # noqa
+                                          image_size=args.image_size, seed=0, verbose=False)
+            first, _ = timed(run)
+            steady, _ = timed(run)
+            per_step = steady / args.steps / count
+            rows.append({"method": "maco_keras maco (TensorFlow engine)", "backend": backend, "units": count,
+                         "first": first, "per_picture_step": per_step, "floor": floor_seconds,
+                         "ratio": per_step / floor_seconds, "device": device_name(backend),
+                         "cpu_ratio": CPU_SECONDS[-1] / args.steps / count / floor_cpu})
     if args.horama and backend == "torch":
-        rows.extend(horama_rows(args, model, floors[args.units[0]], magnitude_lib.imagenet_spectrum_path()))
+        rows.extend(horama_rows(args, model, (floor_seconds, floor_cpu), magnitude_lib.imagenet_spectrum_path()))
     if args.vit:
         rows.extend(vit_rows(args, backend))
     print("ROWS " + json.dumps(rows), flush=True)
@@ -204,12 +225,14 @@ def vit_rows(args, backend):
     first, _ = timed(lambda: visualizer(objective))
     steady, _ = timed(lambda: visualizer(objective))
     rng = np.random.default_rng(0)
+    steady_cpu = CPU_SECONDS[-1]
     floor = floor_function(model, backend, rng.uniform(-1, 1, (args.crops, 224, 224, 3)).astype(np.float32))
     floor()
     seconds, _ = timed(lambda: [floor() for _ in range(3)])
     per_step = steady / args.steps
     return [{"method": "maco_keras, ViT-B/16 block channel", "backend": backend, "units": 1, "first": first,
-             "per_picture_step": per_step, "floor": seconds / 3, "ratio": per_step / (seconds / 3)}]
+             "per_picture_step": per_step, "floor": seconds / 3, "ratio": per_step / (seconds / 3),
+             "cpu_ratio": steady_cpu / args.steps / (CPU_SECONDS[-1] / 3), "device": device_name(backend)}]
 
 
 def has_gpu():
@@ -239,12 +262,12 @@ def main(argv=None):
         rows.extend(json.loads(lines[0][5:]))
     print(f"\n{args.model}, {args.steps} steps, {args.crops} crops, {args.image_size} px; seconds per picture and step "
           f"(steady second call), and over the backend's own forward+backward floor on the same crops:\n")
-    print("| method | backend | device | units | first call (s) | s / picture / step | floor (s) | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | backend | device | units | first call (s) | s / picture / step | floor (s) | ratio | "
+          "ratio, CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        floor = f"{row['floor']:.3f}" if "floor" in row else "-"
         print(f"| {row['method']} | {row['backend']} | {row.get('device', '')} | {row['units']} | {row['first']:.1f} | "
-              f"{row['per_picture_step']:.3f} | {floor} | {row['ratio']:.2f} |")
+              f"{row['per_picture_step']:.3f} | {row['floor']:.3f} | {row['ratio']:.2f} | {row['cpu_ratio']:.2f} |")
     return 0
 
 

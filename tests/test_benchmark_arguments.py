@@ -142,3 +142,16 @@ def test_speed_refuses_step_interleaving_beyond_the_pauses_of_the_loop():
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert "expected --steps <= 50 with --interleave step" in last and "64" in last
+
+
+@pytest.mark.parametrize("script, argument, value, message", [
+    ("backends.py", "--steps", "0", "expected --steps >= 1, received: 0"),
+    ("backends.py", "--units", "0", "expected --units counts in [1, 16], received: [0]"),
+    ("horama_compare.py", "--classes", "0", "expected --classes in [1, 12], received: 0"),
+    ("horama_compare.py", "--crops", "0", "expected --crops >= 1, received: 0"),
+    ("torch_compile.py", "--repeats", "0", "expected --repeats >= 1, received: 0"),
+])
+def test_the_backend_benchmarks_name_a_bad_argument(script, argument, value, message):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), argument, value],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1], result.stderr
