@@ -25,7 +25,7 @@ from . import validation
 from .core import draws
 from .core import magnitude as magnitude_lib
 from .core import render
-from .core.config import CONFIGS, MacoConfig
+from .core.config import CONFIGS, MacoConfig, Ramp, schedule
 from .core.outcome import NonFiniteError, Visualization
 from .core.plan import Plan
 
@@ -74,6 +74,7 @@ class Visualizer:
         self.devices = devices
         self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)
         self.verbose = validation.boolean("verbose", verbose)
+        backends.runner_class()  # the active backend is one we run on, checked before any work
         self._runners = {}
 
     def objective(self, objective=None, units=None):
@@ -109,8 +110,9 @@ class Visualizer:
 
     def runner(self, compiled):
         """The compiled runner of `compiled`'s structure, built on first use."""
+        # The terms' weights are built into the compiled step: other weights, another runner.
         key = (compiled.structure, tuple(tap.path for tap in compiled.taps),
-               tuple(tuple(mask.shape[1:]) for mask in compiled.masks))
+               tuple(tuple(mask.shape[1:]) for mask in compiled.masks), tuple(compiled.multipliers.tolist()))
         if key not in self._runners:
             plan = Plan(self.config, compiled, self.input_shape, getattr(self.model, "compute_dtype", "float32"))
             self._runners[key] = backends.runner_class()(plan, compiled, self.devices)
@@ -182,21 +184,41 @@ def maco(objective, units=None, *, config=None, **settings):
         >>> images, transparency = maco(model, units=[1, 309], seed=0)
     """
     fields = {field.name for field in dataclasses.fields(MacoConfig)}
+    if config is not None and not isinstance(config, MacoConfig):
+        raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(config).__name__}")
     if backends.current() == "tensorflow":
         from . import presets
 
         given = {} if config is None else {name: getattr(config, name) for name in fields}
+        if "optimizer" in settings and "learning_rate" not in settings:
+            given.pop("learning_rate", None)  # the caller's optimizer keeps its own rate
         if "devices" in settings:
             raise ValueError("expected devices only on JAX (TensorFlow shares crops through strategy=), "
                              f"received: devices={settings['devices']!r}")
         return presets.maco(objective, units, **{**given, **settings})
+    return neutral_maco(objective, units, config=config, **settings)
+
+
+def neutral_maco(objective, units=None, *, config=None, **settings):
+    """`maco` through a `Visualizer`, on any backend (what `maco` runs on JAX and PyTorch); see `maco`."""
+    fields = {field.name for field in dataclasses.fields(MacoConfig)}
+    if config is not None and not isinstance(config, MacoConfig):
+        raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(config).__name__}")
     unknown = sorted(set(settings) - fields - set(_RUN_ARGUMENTS))
     if unknown:
         raise ValueError(f"expected settings of the {backends.current()} backend ({', '.join(sorted(fields))}, "
                          f"{', '.join(_RUN_ARGUMENTS)}), received: {', '.join(unknown)} (TensorFlow only)")
     run = {name: settings.pop(name) for name in _RUN_ARGUMENTS if name in settings}
-    settings.setdefault("seed", None)
-    config = (CONFIGS["fast"] if config is None else config).replace(**settings)
+    if config is None:
+        settings.setdefault("seed", None)  # random, as on TensorFlow; a given config keeps its own
+    base = CONFIGS["fast"] if config is None else config
+    steps = settings.get("steps", base.steps)
+    for name in ("crop_scale", "noise", "learning_rate"):
+        if callable(settings.get(name)) and not isinstance(settings[name], Ramp):
+            # A callable `step -> value` is evaluated here, once per step: the configuration holds values.
+            settings[name] = tuple(float(value) for value in schedule(name, settings[name],
+                                                                     validation.positive_int("steps", steps)))
+    config = base.replace(**settings)
     model = objective if isinstance(objective, keras.Model) else getattr(objective, "model", None)
     if model is None:
         raise TypeError(f"expected a keras.Model or a maco_keras objective, received: objective={type(objective).__name__}")

@@ -146,6 +146,7 @@ def test_a_keras_hub_vit_block_channel(backend, out_dir):
     got = run_worker(backend, "vit", out_dir)
     assert got["vit_images"].shape == (2, 40, 40, 3) and np.all(np.isfinite(got["vit_images"]))
     assert np.all(np.isfinite(got["vit_scores"]))
+    assert not got["xplique_imported"]  # (`import keras_hub` itself imports TensorFlow when it is installed)
 
 
 def test_jax_on_two_devices_equals_one_device(out_dir):

@@ -134,3 +134,29 @@ def test_a_visualizer_checks_its_arguments(tiny_model):
     with pytest.raises(ValueError, match="magnitude"):
         maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40), magnitude=np.ones((3, 8, 5)),
                               verbose=False)(units=[1])
+
+
+def test_other_weights_of_one_structure_are_not_the_first_ones(tiny_model):
+    config = MacoConfig(steps=2, image_size=40, crops=2, seed=0)
+    reused = maco_keras.Visualizer(tiny_model, config, verbose=False)
+    composed = lambda weight: objectives.channel(tiny_model, "conv1", 2) + weight * objectives.logit(tiny_model, 3)  # noqa
+    reused(composed(0.5))
+    second = reused(composed(4.0))
+    fresh = maco_keras.Visualizer(tiny_model, config, verbose=False)(composed(4.0))
+    np.testing.assert_array_equal(second.images, fresh.images)
+
+
+def test_maco_keeps_a_given_configurations_seed_and_takes_callable_schedules(tiny_model):
+    config = MacoConfig(steps=2, image_size=40, crops=2, seed=7)
+    visualizer = maco_keras.Visualizer(tiny_model, config, verbose=False)
+    expected = visualizer(units=[1]).images
+    from maco_keras import visualizer as visualizer_lib
+
+    # The neutral `maco` (what JAX and PyTorch run), called directly in this TensorFlow process.
+    images, _ = visualizer_lib.neutral_maco(tiny_model, [1], config=config, verbose=False)
+    np.testing.assert_array_equal(images, expected)
+    with pytest.raises(TypeError, match="config"):
+        visualizer_lib.maco(tiny_model, [1], config={"seed": 7})
+    decayed, _ = visualizer_lib.neutral_maco(tiny_model, [1], config=config, learning_rate=lambda step: 1.0 / (step + 1),
+                                             verbose=False)
+    assert decayed.shape == expected.shape and not np.array_equal(decayed, expected)

@@ -28,7 +28,6 @@ class Runner:
         self.capture = taps.FeatureCapture(self.model, compiled.taps)
         self.trace_count = 0
         self._advance = tf.function(self._advance_steps)
-        self._unit_step = tf.function(self.unit_step)
 
     def start(self, seed, keys, steps):
         phases = tf.stack([self.plan.initial_phase(seed, int(key)) for key in keys])

@@ -146,7 +146,9 @@ def term_values(output, mask, divisor, kind, cossim_pow):
     dot = ops.sum(ops.where(ops.not_equal(mask, 0.0), ops.multiply(output, mask), 0.0), axis=axes)
     if kind == "mean":
         return ops.divide(dot, divisor)
-    norms = ops.multiply(ops.sqrt(ops.sum(ops.square(output), axis=axes)), ops.sqrt(ops.sum(ops.square(mask))))
+    # The floor inside the root keeps its gradient finite at an all-zero output (a dead layer).
+    norms = ops.multiply(ops.sqrt(ops.maximum(ops.sum(ops.square(output), axis=axes), 1e-24)),
+                         ops.sqrt(ops.sum(ops.square(mask))))
     cosine = ops.maximum(ops.divide(dot, ops.maximum(norms, 1e-12)), 0.1)
     return ops.multiply(dot, ops.power(cosine, cossim_pow))
 

@@ -46,11 +46,14 @@ class NonFiniteError(FloatingPointError):
     """The loss or a gradient became NaN or infinite; `partial` holds the last finite state."""
 
     def __init__(self, step, partial, units=None):
-        which = "" if not units else f" of {', '.join(units)}"
-        super().__init__(
-            f"Non-finite loss or gradient{which} at step {step}: the optimization stopped there. "
-            "The images of the last finite step are in this error's `partial` attribute."
-        )
+        if units:
+            message = (f"Non-finite loss or gradient of {', '.join(units)}: each was frozen at its last finite "
+                       "step and the other units ran to the end. Every unit's picture is in this error's "
+                       "`partial` attribute.")
+        else:
+            message = (f"Non-finite loss or gradient at step {step}: the optimization stopped there. "
+                       "The images of the last finite step are in this error's `partial` attribute.")
+        super().__init__(message)
         self.step = step
         self.partial = partial
         self.units = list(units or [])
