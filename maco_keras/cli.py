@@ -21,9 +21,10 @@ import time
 # Before TensorFlow loads (the package imports it lazily): its C++ start-up logs are noise here.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from . import backends  # noqa: E402 (imports no Keras: safe before --backend is read)
+
 PROG = "maco-keras"
 COMMANDS = ("visualize", "atlas")
-BACKENDS = ("tensorflow", "jax", "torch")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -102,7 +103,7 @@ def build_parser():
     visualize.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
                            help="weights of a keras.applications model (default imagenet)")
     visualize.add_argument("--quiet", action="store_true", help="no step progress bar")
-    visualize.add_argument("--backend", choices=BACKENDS, default=None,
+    visualize.add_argument("--backend", choices=backends.BACKENDS, default=None,
                            help="Keras backend (default: $KERAS_BACKEND, else Keras's configured one); recorded in "
                            "the manifest: a folder resumes on its own backend only")
 

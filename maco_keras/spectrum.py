@@ -13,7 +13,7 @@ import tensorflow as tf
 from . import color
 from . import validation
 from .core.render import frequency_radius, spectrum_shape  # noqa: F401
-from .core.magnitude import _imagenet_magnitude_512, imagenet_magnitude, resize_magnitude  # noqa: F401
+from .core.magnitude import imagenet_magnitude, resize_magnitude  # noqa: F401
 
 
 def irfft2d_per_image(spectra, image_size):

@@ -110,9 +110,8 @@ class Visualizer:
 
     def runner(self, compiled):
         """The compiled runner of `compiled`'s structure, built on first use."""
-        # The terms' weights are built into the compiled step: other weights, another runner.
         key = (compiled.structure, tuple(tap.path for tap in compiled.taps),
-               tuple(tuple(mask.shape[1:]) for mask in compiled.masks), tuple(compiled.multipliers.tolist()))
+               tuple(tuple(mask.shape[1:]) for mask in compiled.masks))
         if key not in self._runners:
             plan = Plan(self.config, compiled, self.input_shape, getattr(self.model, "compute_dtype", "float32"))
             self._runners[key] = backends.runner_class()(plan, compiled, self.devices)
@@ -147,7 +146,7 @@ class Visualizer:
         progress = keras.utils.Progbar(config.steps, stateful_metrics=["score"]) if self.verbose else None
         for start, stop in zip([0] + stops[:-1], stops):
             state = runner.advance(state, start, stop, config.seed, keys, magnitudes, compiled.masks,
-                                   compiled.divisors, schedules)
+                                   compiled.scales, schedules)
             if progress is not None:
                 history = keras.ops.convert_to_numpy(state[3])
                 progress.update(stop, values=[("score", float(np.mean(history[stop - 1])))])
@@ -183,13 +182,13 @@ def maco(objective, units=None, *, config=None, **settings):
     Example:
         >>> images, transparency = maco(model, units=[1, 309], seed=0)
     """
-    fields = {field.name for field in dataclasses.fields(MacoConfig)}
-    if config is not None and not isinstance(config, MacoConfig):
-        raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(config).__name__}")
     if backends.current() == "tensorflow":
         from . import presets
 
-        given = {} if config is None else {name: getattr(config, name) for name in fields}
+        if config is not None and not isinstance(config, MacoConfig):
+            raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(config).__name__}")
+        given = {} if config is None else {field.name: getattr(config, field.name)
+                                           for field in dataclasses.fields(config)}
         if "optimizer" in settings and "learning_rate" not in settings:
             given.pop("learning_rate", None)  # the caller's optimizer keeps its own rate
         if "devices" in settings:

@@ -130,7 +130,7 @@ def main():
         for name, devices in (("one", jax.devices()[:1]), ("all", jax.devices())):
             runner = Runner(plan, compiled, devices)
             scores, _, gradients = runner.step_gradients(phases, 0, 0, keys, viz.magnitudes(2), compiled.masks,
-                                                         compiled.divisors, 0.5, 0.2)
+                                                         compiled.scales, 0.5, 0.2)
             result.update({f"scores_{name}": scores, f"gradients_{name}": gradients})
         result["devices"] = np.array(len(jax.devices()))
     elif TASK == "errors":

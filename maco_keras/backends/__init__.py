@@ -14,13 +14,14 @@ configuration). `runner_class()` picks the active backend's.
 
 import importlib
 
-import keras
-
+# Keras is imported in the functions only: the command line reads BACKENDS before it picks Keras's backend.
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def current():
     """The active Keras backend's name ("tensorflow", "jax" or "torch")."""
+    import keras
+
     return keras.backend.backend()
 
 

@@ -54,7 +54,7 @@ class Runner:
         phases = jax.lax.map(lambda key: self.plan.initial_phase(seed, key), keys)
         return self.plan.initial_state(phases, steps)
 
-    def unit_step(self, weights, phase, magnitude, key, masks, divisors, seed, step, scale, amplitude):
+    def unit_step(self, weights, phase, magnitude, key, masks, scales, seed, step, scale, amplitude):
         """One unit's (score, d score / d image, d score / d phase) at one step."""
         trainable, non_trainable = weights
         image, pullback = jax.vjp(lambda p: self.plan.picture(p, magnitude), phase)
@@ -65,45 +65,46 @@ class Runner:
                 crops = jax.lax.with_sharding_constraint(crops, NamedSharding(self.mesh, PartitionSpec("crops")))
             outputs = self.capture.outputs_of(
                 lambda: self.model.stateless_call(trainable, non_trainable, crops, training=False)[0])
-            return self.plan.score(outputs, masks, divisors)
+            return self.plan.score(outputs, masks, scales)
 
         score, image_gradient = jax.value_and_grad(score_of)(image)
         (phase_gradient,) = pullback(image_gradient)
         return score, image_gradient, phase_gradient
 
-    def _advance_steps(self, weights, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+    def _advance_steps(self, weights, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, state):
             def unit(args):
-                phase, magnitude, key, unit_masks, unit_divisors = args
-                return self.unit_step(weights, phase, magnitude, key, unit_masks, unit_divisors, seed, step,
+                phase, magnitude, key, unit_masks, unit_scales = args
+                return self.unit_step(weights, phase, magnitude, key, unit_masks, unit_scales, seed, step,
                                       schedules["crop_scale"][step], schedules["noise"][step])
 
             scores, image_gradients, phase_gradients = jax.lax.map(
-                unit, (state[0], magnitudes, keys, masks, divisors))
+                unit, (state[0], magnitudes, keys, masks, scales))
             return self.plan.update(state, step, scores, image_gradients, phase_gradients,
                                     schedules["learning_rate"][step], schedules["cutoff"][step])
 
         return jax.lax.fori_loop(start, stop, body, state)
 
     def start(self, seed, keys, steps):
+        self._placed_weights = self.weights()  # once per run, not at every chunk of steps
         return self._start(self.place(np.int32(seed)), self.place(keys), steps)
 
-    def advance(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
-        return self._advance(self.weights(), state, self.place(np.int32(start)), self.place(np.int32(stop)),
+    def advance(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
+        return self._advance(self._placed_weights, state, self.place(np.int32(start)), self.place(np.int32(stop)),
                              self.place(np.int32(seed)), self.place(keys), self.place(magnitudes),
-                             self.place(list(masks)), self.place(divisors), self.place(schedules))
+                             self.place(list(masks)), self.place(scales), self.place(schedules))
 
     def pictures(self, phases, magnitudes):
         return np.asarray(self._pictures(phases, self.place(magnitudes)))
 
-    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
         def unit(args):
-            phase, magnitude, key, unit_masks, unit_divisors = args
-            return self.unit_step(self.weights(), phase, magnitude, key, unit_masks, unit_divisors, seed, step,
+            phase, magnitude, key, unit_masks, unit_scales = args
+            return self.unit_step(self.weights(), phase, magnitude, key, unit_masks, unit_scales, seed, step,
                                   scale, amplitude)
 
         run = jax.jit(lambda args: jax.lax.map(unit, args))
-        return [np.asarray(x) for x in run(self.place((phases, magnitudes, keys, list(masks), divisors)))]
+        return [np.asarray(x) for x in run(self.place((phases, magnitudes, keys, list(masks), scales)))]

@@ -33,28 +33,28 @@ class Runner:
         phases = tf.stack([self.plan.initial_phase(seed, int(key)) for key in keys])
         return self.plan.initial_state(phases, steps)
 
-    def unit_step(self, phase, magnitude, key, masks, divisors, seed, step, scale, amplitude):
+    def unit_step(self, phase, magnitude, key, masks, scales, seed, step, scale, amplitude):
         """One unit's (score, d score / d image, d score / d phase) at one step."""
         with tf.GradientTape() as tape:
             tape.watch(phase)
             image = self.plan.picture(phase, magnitude)
             crops = self.plan.crops(image, seed, key, step, scale, amplitude)
-            score = self.plan.score(self.capture(crops), masks, divisors)
+            score = self.plan.score(self.capture(crops), masks, scales)
         image_gradient, phase_gradient = tape.gradient(score, [image, phase])
         return score, image_gradient, phase_gradient
 
-    def _units(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+    def _units(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         # Unrolled over the N units (N is static in a trace): each unit its own computation.
         results = [self.unit_step(phases[index], magnitudes[index], keys[index], [mask[index] for mask in masks],
-                                  divisors[index], seed, step, scale, amplitude) for index in range(phases.shape[0])]
+                                  scales[index], seed, step, scale, amplitude) for index in range(phases.shape[0])]
         return [tf.stack(part) for part in zip(*results)]
 
-    def _advance_steps(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+    def _advance_steps(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, state):
             scores, image_gradients, phase_gradients = self._units(
-                state[0], step, seed, keys, magnitudes, masks, divisors, schedules["crop_scale"][step],
+                state[0], step, seed, keys, magnitudes, masks, scales, schedules["crop_scale"][step],
                 schedules["noise"][step])
             state = self.plan.update(state, step, scores, image_gradients, phase_gradients,
                                      schedules["learning_rate"][step], schedules["cutoff"][step])
@@ -63,19 +63,19 @@ class Runner:
         _, state = tf.while_loop(lambda step, _: step < stop, body, (start, state))
         return state
 
-    def advance(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+    def advance(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
         return self._advance(state, tf.constant(start, tf.int32), tf.constant(stop, tf.int32),
                              tf.constant(seed, tf.int32), tf.constant(keys, tf.int32), tf.constant(magnitudes),
-                             [tf.constant(mask) for mask in masks], tf.constant(divisors),
+                             [tf.constant(mask) for mask in masks], tf.constant(scales),
                              {name: tf.constant(values) for name, values in schedules.items()})
 
     def pictures(self, phases, magnitudes):
         return np.stack([ops.convert_to_numpy(self.plan.picture(phases[index], magnitudes[index]))
                          for index in range(phases.shape[0])])
 
-    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
         parts = self._units(tf.constant(phases), tf.constant(step, tf.int32), tf.constant(seed, tf.int32),
                             tf.constant(keys, tf.int32), tf.constant(magnitudes), [tf.constant(m) for m in masks],
-                            tf.constant(divisors), tf.constant(scale, tf.float32), tf.constant(amplitude, tf.float32))
+                            tf.constant(scales), tf.constant(scale, tf.float32), tf.constant(amplitude, tf.float32))
         return [part.numpy() for part in parts]

@@ -38,29 +38,29 @@ class Runner:
             phases = ops.stack([self.plan.initial_phase(seed, int(key)) for key in keys])
             return self.plan.initial_state(phases, steps)
 
-    def unit_step(self, phase, magnitude, key, masks, divisors, seed, step, scale, amplitude):
+    def unit_step(self, phase, magnitude, key, masks, scales, seed, step, scale, amplitude):
         """One unit's (score, d score / d image, d score / d phase) at one step."""
         phase = phase.detach().requires_grad_(True)
         image = self.plan.picture(phase, magnitude)
         crops = self.plan.crops(image, seed, key, step, scale, amplitude)
-        score = self.plan.score(self.capture(crops), masks, divisors)
+        score = self.plan.score(self.capture(crops), masks, scales)
         image_gradient, phase_gradient = torch.autograd.grad(score, [image, phase])
         return score.detach(), image_gradient, phase_gradient
 
-    def _step(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+    def _step(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         results = [self.unit_step(phases[index], magnitudes[index], int(key), [mask[index] for mask in masks],
-                                  divisors[index], seed, step, scale, amplitude)
+                                  scales[index], seed, step, scale, amplitude)
                    for index, key in enumerate(keys)]
         return [torch.stack(part) for part in zip(*results)]
 
-    def advance(self, state, start, stop, seed, keys, magnitudes, masks, divisors, schedules):
+    def advance(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
         magnitudes = ops.convert_to_tensor(magnitudes)
         masks = [ops.convert_to_tensor(mask) for mask in masks]
-        divisors = ops.convert_to_tensor(divisors)
+        scales = ops.convert_to_tensor(scales)
         schedules = {name: [float(value) for value in values] for name, values in schedules.items()}
         for step in range(start, stop):
             scores, image_gradients, phase_gradients = self._step(
-                state[0], step, seed, keys, magnitudes, masks, divisors, schedules["crop_scale"][step],
+                state[0], step, seed, keys, magnitudes, masks, scales, schedules["crop_scale"][step],
                 schedules["noise"][step])
             with torch.no_grad():
                 state = self.plan.update(state, step, scores, image_gradients, phase_gradients,
@@ -73,9 +73,9 @@ class Runner:
             return np.stack([ops.convert_to_numpy(self.plan.picture(phases[index], magnitudes[index]))
                              for index in range(phases.shape[0])])
 
-    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, divisors, scale, amplitude):
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
         parts = self._step(ops.convert_to_tensor(phases), step, seed, keys, ops.convert_to_tensor(magnitudes),
-                           [ops.convert_to_tensor(mask) for mask in masks], ops.convert_to_tensor(divisors),
+                           [ops.convert_to_tensor(mask) for mask in masks], ops.convert_to_tensor(scales),
                            scale, amplitude)
         return [ops.convert_to_numpy(part) for part in parts]

@@ -126,6 +126,13 @@ class CompiledObjective:
     def num_units(self):
         return len(self.names)
 
+    @property
+    def scales(self):
+        """float32 array (N, terms, 2): each unit's (divisor, multiplier) per term, what a compiled step takes
+        as an argument (other units or weights of one structure reuse its trace)."""
+        multipliers = np.broadcast_to(self.multipliers, self.divisors.shape)
+        return np.stack([self.divisors, multipliers], axis=-1).astype(np.float32)
+
     def unit(self, start, stop):
         """Units start .. stop - 1, as their own `CompiledObjective` (the same structure)."""
         return dataclasses.replace(self, masks=[mask[start:stop] for mask in self.masks],
@@ -153,19 +160,19 @@ def term_values(output, mask, divisor, kind, cossim_pow):
     return ops.multiply(dot, ops.power(cosine, cossim_pow))
 
 
-def unit_score(outputs, structure, masks, divisors, multipliers):
+def unit_score(outputs, structure, masks, scales):
     """One unit's score at a step: the weighted sum of its terms, each its mean over the crops.
 
     Args:
         outputs: list of tensors (K, *shape), one per tap.
         structure: `CompiledObjective.structure`.
-        masks: per term, the unit's mask (*shape); divisors: (terms,); multipliers: (terms,).
+        masks: per term, the unit's mask (*shape); scales: (terms, 2), each term's (divisor, multiplier).
 
     Returns:
         float32 scalar tensor.
     """
     total = 0.0
     for index, (output_index, kind, cossim_pow) in enumerate(structure):
-        values = term_values(outputs[output_index], masks[index], divisors[index], kind, cossim_pow)
-        total = ops.add(total, ops.multiply(multipliers[index], ops.mean(values)))
+        values = term_values(outputs[output_index], masks[index], scales[index, 0], kind, cossim_pow)
+        total = ops.add(total, ops.multiply(scales[index, 1], ops.mean(values)))
     return total

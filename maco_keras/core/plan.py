@@ -14,7 +14,6 @@ elementwise. A unit whose score or gradient is not finite is frozen from that st
 and the others go on (masks select, they never multiply a NaN by 0).
 """
 
-import numpy as np
 from keras import ops
 
 from . import crops as crops_lib
@@ -29,7 +28,7 @@ class Plan:
 
     Args:
         config: a `MacoConfig`.
-        compiled: a `core.objectives.CompiledObjective` (its structure; its arrays are arguments).
+        compiled: a `core.objectives.CompiledObjective` (its structure; its masks, divisors and weights are arguments).
         input_shape: (h, w, C) of the model input.
         model_dtype: the model's compute dtype (crops are cast to it).
     """
@@ -37,7 +36,6 @@ class Plan:
     def __init__(self, config, compiled, input_shape, model_dtype="float32"):
         self.config = config
         self.structure = compiled.structure
-        self.multipliers = np.asarray(compiled.multipliers, np.float32)
         self.input_size = tuple(int(side) for side in input_shape[:2])
         self.channels = int(input_shape[2])
         self.image_size = config.image_size
@@ -60,9 +58,9 @@ class Plan:
         noisy = ops.add(image, crops_lib.noise(seed, key, step, tuple(image.shape), amplitude))
         return ops.cast(crops_lib.cut(noisy, boxes, self.input_size), self.model_dtype)
 
-    def score(self, outputs, masks, divisors):
-        """The unit's score from the model's outputs at its crops."""
-        return objectives_lib.unit_score(outputs, self.structure, masks, divisors, self.multipliers)
+    def score(self, outputs, masks, scales):
+        """The unit's score from the model's outputs at its crops (`scales`: its terms' divisors and weights)."""
+        return objectives_lib.unit_score(outputs, self.structure, masks, scales)
 
     def initial_state(self, phases, steps):
         """The loop's state: (phases, NAdam state, transparency sum, scores history, failed step per unit)."""
