@@ -17,6 +17,7 @@ import importlib.resources
 import io
 import json
 import pathlib
+import sys
 
 import numpy as np
 from markupsafe import Markup
@@ -214,9 +215,11 @@ class AtlasJob:
         labels: optional labels file (line i names unit i).
         examples: optional folder of natural images.
         top: examples per unit.
+        model: the model for `examples` where the recorded one moved (it must have the
+            recorded digest); by default the manifest's absolute path, else its model as named.
     """
 
-    def __init__(self, folder, labels=None, examples=None, top=6, parent=None):
+    def __init__(self, folder, labels=None, examples=None, top=6, parent=None, model=None):
         self.folder = pathlib.Path(folder)
         self.parent = parent
         self.model = None
@@ -229,6 +232,22 @@ class AtlasJob:
             examples_lib.image_paths(examples)  # a missing, empty or image-less folder: an error now, before any work
         self.examples = examples
         self.top = top
+        self.model_source = self._model_source(model) if examples is not None else None
+
+    def _model_source(self, given):
+        """Where the model for dataset examples is: `given`, the recorded absolute path, or the model as named."""
+        if given is not None:
+            return given
+        recorded = str(self.manifest["model"])
+        candidates = [self.manifest.get("model_path"), recorded]
+        for candidate in candidates:
+            if candidate and pathlib.Path(candidate).is_file():
+                return candidate
+        is_name = "://" in recorded or recorded.startswith("hub:")  # a keras_hub preset by URL or prefix
+        if not is_name and (pathlib.Path(recorded).suffix.lower() in (".keras", ".h5", ".hdf5") or "/" in recorded):
+            raise ValueError(f"expected the run's model for --examples at {self.manifest.get('model_path') or recorded}"
+                             f", received: no such file (the folder or the model moved?): pass --model PATH")
+        return recorded  # a keras.applications name or a keras_hub preset
 
     def _write_examples(self, found):
         """Each ranked image's thumbnail (once per image) and, for a channel, its patch around the peak."""
@@ -266,8 +285,16 @@ class AtlasJob:
 
         manifest = self.manifest
         names = self.names()
-        done = sorted(int(unit) for unit, entry in manifest["units"].items() if entry.get("state") == "done")
-        pending = len(manifest["units"]) - len(done)
+        recorded = sorted(int(unit) for unit, entry in manifest["units"].items() if entry.get("state") == "done")
+        # A unit whose files do not match its record is left out and listed, never read.
+        ours = results.settings_digest(manifest["settings"], manifest.get("model_digest"))
+        damaged = {number: ("made with other settings than the manifest's"
+                            if manifest["units"][str(number)].get("settings_digest") not in (None, ours)
+                            else results.unit_damage(self.folder, number, manifest["units"][str(number)]))
+                   for number in recorded}
+        damaged = {number: why for number, why in damaged.items() if why is not None}
+        done = [number for number in recorded if number not in damaged]
+        pending = len(manifest["units"]) - len(recorded)
         units = []
         for number in done:
             entry = manifest["units"][str(number)]
@@ -286,19 +313,42 @@ class AtlasJob:
 
             if self.model is None:
                 weights = None if settings.get("weights") == "none" else "imagenet"
-                self.model = models.load(manifest["model"], weights=weights).model
+                self.model = models.load(self.model_source, weights=weights).model
+                recorded_digest = manifest.get("model_digest")
+                if recorded_digest and models.digest(self.model) != recorded_digest:
+                    raise results.RunFolderError(
+                        f"expected the run's model (digest {recorded_digest[:12]}) for --examples, received: "
+                        f"{self.model_source}, another model (other weights or structure)")
             found = examples_lib.dataset_examples(self.model, manifest["layer"], kind, self.examples, values_range,
-                                                  done, self.top, token=manifest.get("token"))
+                                                  done, self.top, token=manifest.get("token"), verbose=sys.stdout.isatty())
             if found.skipped:
                 print(f"examples: {len(found.skipped)} of {len(found.paths)} files could not be read and were skipped, "
                       f"e.g. {found.skipped[0]}", flush=True)
             examples = self._write_examples(found)
         page = environment.from_string(_PAGE)
+        # The values used: where the manifest records None (the preset's schedules, a model file's weights), its
+        # "used" entry says what they were.
+        used = manifest.get("used", {})
+        shown = {**{key: value for key, value in used.items() if key not in settings},
+                 **{key: used.get(key, value) if value is None else value for key, value in settings.items()}}
+        identity = [("model", manifest["model"])] + [(key, manifest[key]) for key in ("model_path", "model_digest")
+                                                      if manifest.get(key)] + [("layer", manifest["layer"])]
         table = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value)
-                 for key, value in [("model", manifest["model"]), ("layer", manifest["layer"])]
-                 + sorted(settings.items()) + sorted(manifest.get("versions", {}).items())]
-        for position, unit in enumerate(units):
-            data = results.load_unit(self.folder, unit["number"])
+                 for key, value in identity + sorted(shown.items()) + sorted(manifest.get("versions", {}).items())]
+        pages = []
+        for unit in units:
+            try:
+                pages.append((unit, results.load_unit(self.folder, unit["number"])))
+            except Exception as error:  # a damaged archive of an older record without digests: many kinds of errors
+                damaged[unit["number"]] = f"{results.unit_files(unit['number'])['data']} cannot be read ({error})"
+        units = [unit for unit, _ in pages]
+        if damaged:
+            listed = ", ".join(f"{number} ({why})" for number, why in sorted(damaged.items())[:5])
+            more = f" and {len(damaged) - 5} more" if len(damaged) > 5 else ""
+            print(f"atlas: skipped {len(damaged)} damaged unit{'s' * (len(damaged) > 1)}: {listed}{more}; rerun "
+                  "maco-keras visualize to redo them", flush=True)
+        self.damaged = damaged
+        for position, (unit, data) in enumerate(pages):
             results.write_atomic(self.folder / "thumbs" / f"unit_{unit['number']}.jpg",
                                  _jpeg(results.to_display(data["image"][None], values_range)[0], THUMBNAIL))
             text = page.render(
@@ -383,7 +433,7 @@ class ModelAtlasJob:
         preview: thumbnails per layer on the model page.
     """
 
-    def __init__(self, folder, labels=None, examples=None, top=6, preview=6):
+    def __init__(self, folder, labels=None, examples=None, top=6, preview=6, model=None):
         self.folder = pathlib.Path(folder)
         self.manifest = results.ModelRoot(self.folder).read()
         title = pathlib.Path(str(self.manifest["model"])).stem
@@ -392,7 +442,7 @@ class ModelAtlasJob:
             layer_folder = self.folder / entry["folder"]
             if (layer_folder / results.MANIFEST).is_file():
                 self.jobs.append((entry, AtlasJob(layer_folder, labels=labels if entry["kind"] == "logit" else None,
-                                                  examples=examples, top=top, parent=title)))
+                                                  examples=examples, top=top, parent=title, model=model)))
         if not self.jobs:
             raise ValueError(f"expected a model root with at least one layer's run, received: FOLDER={folder}")
         self.title = title
@@ -422,11 +472,11 @@ class ModelAtlasJob:
         return 0
 
 
-def job(folder, labels=None, examples=None, top=6):
+def job(folder, labels=None, examples=None, top=6, model=None):
     """The atlas job for a run folder (`AtlasJob`) or a model root (`ModelAtlasJob`), on a local folder."""
     if storage.is_url(folder):
         raise ValueError(f"expected a local run folder for the atlas (a static site with thumbnails), received: "
                          f"folder={folder} (copy it first, e.g. gcloud storage cp -r {folder} .)")
     if results.ModelRoot.is_root(folder):
-        return ModelAtlasJob(folder, labels=labels, examples=examples, top=top)
-    return AtlasJob(folder, labels=labels, examples=examples, top=top)
+        return ModelAtlasJob(folder, labels=labels, examples=examples, top=top, model=model)
+    return AtlasJob(folder, labels=labels, examples=examples, top=top, model=model)

@@ -4,12 +4,18 @@
     maco-keras visualize model.keras --out run/ --layer block_13_expand_relu --units 0-63
     maco-keras visualize vit.keras --out vit/ --layer "vit_encoder/transformer_block_*" --units 0-15
     maco-keras atlas run/ [--labels labels.txt] [--examples images/]  # run/index.html
+    maco-keras verify run/                                            # check every unit's files
+    maco-keras layers MobileNetV2 "block_1*"                          # layer paths, shapes, units
 
 `visualize` writes, per unit, an image PNG, a transparency PNG and an .npz (image,
-transparency, per-step scores), and a `manifest.json`; every file is written whole
-(temporary file, then rename). A rerun skips finished units and redoes the others;
-`--shard I/N` lets N processes share one folder. `atlas` turns a run folder into a
-static site that opens from the file system. Bad input prints one line and exits 2.
+transparency, per-step scores), a record with each file's SHA-256, and a `manifest.json`;
+every file is written whole (temporary file, then rename). A rerun skips finished units,
+redoes damaged ones and says which; `--shard I/N` lets N processes share one folder.
+`atlas` turns a run folder into a static site that opens from the file system.
+
+Exit codes: 0 done; 2 bad input or a folder, disk or file that cannot be used (one line);
+3 some units went non-finite and were recorded as failed (`--retry-failed` reruns them);
+1 `verify` found damaged units; 130 interrupted (Ctrl-C; finished units are kept).
 """
 
 import argparse
@@ -21,10 +27,15 @@ import time
 # Before TensorFlow loads (the package imports it lazily): its C++ start-up logs are noise here.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from . import backends  # noqa: E402 (imports no Keras: safe before --backend is read)
+import json  # noqa: E402
+import pathlib  # noqa: E402
+
+from . import __version__, backends  # noqa: E402 (imports no Keras: safe before --backend is read)
 
 PROG = "maco-keras"
-COMMANDS = ("visualize", "atlas")
+COMMANDS = ("visualize", "atlas", "verify", "layers")
+EXIT_USAGE, EXIT_DAMAGED, EXIT_UNITS_FAILED, EXIT_INTERRUPTED = 2, 1, 3, 130
+SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")  # as `models.SAVED_SUFFIXES` (models imports Keras)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +69,8 @@ _non_negative_int = _int_at_least(0, "an integer >= 0")
 
 def build_parser():
     parser = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", metavar="{visualize,atlas}", parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}", parser_class=_Parser)
 
     visualize = commands.add_parser("visualize", help="visualize units of a model into a run folder",
                                     description="Visualize units of a model into a run folder (resumable).")
@@ -102,7 +114,11 @@ def build_parser():
                            "(0-based), so N processes share one --out (default 0/1)")
     visualize.add_argument("--weights", choices=("imagenet", "none"), default="imagenet",
                            help="weights of a keras.applications model (default imagenet)")
-    visualize.add_argument("--quiet", action="store_true", help="no step progress bar")
+    visualize.add_argument("--quiet", action="store_true",
+                           help="no step progress bar (there is none either when the output is not a terminal)")
+    visualize.add_argument("--retry-failed", action="store_true",
+                           help="run again the units a previous run recorded as failed (non-finite); they are "
+                           "skipped otherwise")
     visualize.add_argument("--backend", choices=backends.BACKENDS, default=None,
                            help="Keras backend (default: $KERAS_BACKEND, else Keras's configured one); recorded in "
                            "the manifest: a folder resumes on its own backend only")
@@ -113,6 +129,21 @@ def build_parser():
     atlas.add_argument("--labels", help="text file, one unit name per line (line i = unit i)")
     atlas.add_argument("--examples", help="folder of natural images: show those that most activate each unit")
     atlas.add_argument("--top", type=_positive_int, default=6, help="examples per unit (default 6)")
+    atlas.add_argument("--model", help="the model for --examples, where the one the manifest records (by absolute "
+                       "path and digest) has moved; it must have the recorded digest")
+
+    verify = commands.add_parser("verify", help="check a run folder's units against their records (changes nothing)",
+                                 description="Check every unit of a run folder (or of each run folder of a model "
+                                 "root) against its record's digests, without changing anything. Exit 0 when every "
+                                 "recorded unit is intact, 1 when some are damaged or foreign.")
+    verify.add_argument("folder", help="a run folder or model root written by `maco-keras visualize`")
+
+    layers = commands.add_parser("layers", help="list a model's layer paths, output shapes and units",
+                                 description="List the layer paths --layer takes, with output shapes and the units "
+                                 "each gives.")
+    layers.add_argument("model", help="as for visualize")
+    layers.add_argument("pattern", nargs="?", default="*", help="only paths matching this pattern (default: all)")
+    layers.add_argument("--backend", choices=backends.BACKENDS, default=None, help="Keras backend (as for visualize)")
     return parser
 
 
@@ -123,10 +154,98 @@ def parse_args(argv=None):
         argv = ["visualize"] + argv
     args = build_parser().parse_args(argv)
     if args.command is None:
-        fail("expected a command, visualize or atlas (see maco-keras --help)")
+        fail(f"expected a command, {', '.join(COMMANDS)} (see maco-keras --help)")
+    try:
+        check_before_import(args)
+    except ValueError as error:
+        fail(str(error))
+    except OSError as error:  # a path the system refuses to look at (too long, no permission)
+        fail(_os_error_line(error))
     if getattr(args, "backend", None):
         select_backend(args.backend)
     return args
+
+
+def _looks_like_model_file(spec):
+    return pathlib.Path(spec).suffix.lower() in SAVED_SUFFIXES or os.sep in spec or pathlib.Path(spec).exists()
+
+
+def _check_model_file(spec, parameter="MODEL"):
+    if _looks_like_model_file(spec) and "://" not in spec and not pathlib.Path(spec).is_file():
+        what = "a folder" if pathlib.Path(spec).is_dir() else "no such file"
+        raise ValueError(f"expected a saved Keras model file, received: {parameter}={spec} ({what})")
+
+
+def _check_out(out):
+    if not out.strip():
+        raise ValueError("expected a folder for --out, received: --out=''")
+    if "://" not in out and pathlib.Path(out).exists() and not pathlib.Path(out).is_dir():
+        raise ValueError(f"expected --out to be a folder (or a path to create), received: --out={out}, a file")
+
+
+def _check_run_folder(folder, parameter="FOLDER"):
+    from . import results
+
+    if "://" in folder:
+        return  # a tf.io.gfile location: checked once TensorFlow is there to reach it
+    root = pathlib.Path(folder)
+    if not (root / results.MANIFEST).is_file() and not (root / results.MODEL_MANIFEST).is_file():
+        what = "no such folder" if not root.exists() else f"no {results.MANIFEST} in it"
+        raise ValueError(f"expected a run folder with {results.MANIFEST} or {results.MODEL_MANIFEST} (from maco-keras "
+                         f"visualize), received: {parameter}={folder} ({what})")
+
+
+def configured_backend(args):
+    """The backend this command will run on, found without importing Keras: --backend, $KERAS_BACKEND, Keras's
+    configuration file, else TensorFlow (Keras's default)."""
+    if getattr(args, "backend", None):
+        return args.backend
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        return json.loads(pathlib.Path(home, "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def check_before_import(args):
+    """Checks everything that needs no model before Keras, TensorFlow or any backend is imported (fast errors)."""
+    from . import results, validation
+
+    if args.command == "visualize":
+        _check_model_file(args.model)
+        _check_out(args.out)
+        if args.units is not None:
+            results.parse_units(args.units, count=None)  # the syntax; the range once the layer is known
+        results.parse_shard(args.shard, shards=args.shards)
+        if args.values_range is not None:
+            validation.values_range(tuple(args.values_range), name="--values-range")
+        if args.preset not in (None, "paper") and args.method != "maco":
+            raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
+        if args.layer is not None and not args.layer.strip(" ,"):
+            raise ValueError(f"expected a layer name, path or pattern, received: --layer={args.layer!r}")
+        backend = configured_backend(args)
+        if backend != "tensorflow":
+            # The established engine's options; the other backends run the backend-neutral core.
+            for flag, value, default in (("--strategy", args.strategy, "none"), ("--crop-chunk", args.crop_chunk, None),
+                                         ("--relu-redirect-steps", args.relu_redirect_steps, 0),
+                                         ("--method", args.method, "maco")):
+                if value != default:
+                    raise ValueError(f"expected {flag} {default} on the {backend} backend (TensorFlow only), "
+                                     f"received: {flag}={value}")
+    elif args.command == "atlas":
+        _check_run_folder(args.folder)
+        if args.labels is not None and not pathlib.Path(args.labels).is_file():
+            raise ValueError(f"expected a text file of labels, received: --labels={args.labels} (no such file)")
+        if args.examples is not None and not pathlib.Path(args.examples).is_dir():
+            raise ValueError(f"expected a folder of images, received: --examples={args.examples} (no such folder)")
+        if args.model is not None:
+            _check_model_file(args.model, "--model")
+    elif args.command == "verify":
+        _check_run_folder(args.folder)
+    elif args.command == "layers":
+        _check_model_file(args.model)
 
 
 def select_backend(name):
@@ -236,24 +355,16 @@ class VisualizeJob:
     """
 
     def __init__(self, args):
-        from . import models, optimization, results, validation
+        from . import models, optimization, results
+        from . import taps as taps_lib
 
         import keras
 
         self.args = args
         self.backend = keras.backend.backend()
         self.shard = results.parse_shard(args.shard, shards=args.shards)
-        if args.values_range is not None:
-            validation.values_range(tuple(args.values_range), name="--values-range")
         if self.backend != "tensorflow":
-            # The established engine's options; the other backends run the backend-neutral core.
-            for flag, value, default in (("--strategy", args.strategy, "none"), ("--crop-chunk", args.crop_chunk, None),
-                                         ("--relu-redirect-steps", args.relu_redirect_steps, 0),
-                                         ("--method", args.method, "maco")):
-                if value != default:
-                    raise ValueError(f"expected {flag} {default} on the {self.backend} backend (TensorFlow only), "
-                                     f"received: {flag}={value}")
-            self.strategy = None
+            self.strategy = None  # the TensorFlow-only options were refused before the import
         else:
             from . import optimization
 
@@ -263,6 +374,10 @@ class VisualizeJob:
         with scope:  # so that every replica holds the model's weights
             loaded = models.load(args.model, weights=None if args.weights == "none" else "imagenet")
         self.model = loaded.model
+        shape = taps_lib.input_shape(self.model)
+        if shape is None or len(shape) != 4 or any(dim is None for dim in shape[1:]):
+            raise ValueError(f"expected a model of images, input shape (batch, height, width, channels), received: "
+                             f"MODEL={args.model} with input shape {shape}")
         self.values_range = (tuple(args.values_range) if args.values_range is not None
                              else loaded.values_range or (-1.0, 1.0))
         taps = resolve_layers(self.model, args.layer)
@@ -271,8 +386,6 @@ class VisualizeJob:
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
                              f"received: --image-size={args.image_size}")
-        if args.preset not in (None, "paper") and args.method != "maco":
-            raise ValueError(f"expected --method maco with --preset {args.preset}, received: --method={args.method}")
         from .core.config import CONFIGS
 
         if args.preset is None:
@@ -291,6 +404,14 @@ class VisualizeJob:
             draws = draws_lib.DRAWS
             self.config = CONFIGS[args.preset].replace(steps=args.steps, image_size=args.image_size, crops=args.crops,
                                                        values_range=self.values_range, seed=args.seed)
+        # What the unit pages show for the settings the manifest records as None (the preset's, the model file's).
+        self.used = {"weights": args.weights if loaded.values_range is not None else "the model file's",
+                     "crop_chunk": args.crops}  # None: every crop of a step at once
+        if args.method == "maco":
+            used = CONFIGS[args.preset].replace(steps=args.steps, image_size=args.image_size, crops=args.crops,
+                                                values_range=self.values_range, seed=args.seed).to_json()
+            self.used.update({key: value for key, value in used.items() if key not in ("steps", "image_size", "crops",
+                                                                                    "values_range", "seed")})
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
@@ -298,44 +419,115 @@ class VisualizeJob:
                     "contrast": CONFIGS[args.preset].contrast if args.method == "maco" else None,
                     "weights": args.weights if loaded.values_range is not None else None, "draws": draws,
                     "backend": self.backend}
+        self.model_digest = models.digest(self.model)
+        self.model_path = (str(pathlib.Path(loaded.source).resolve())
+                           if pathlib.Path(loaded.source).is_file() else None)
         self.is_root = args.layer is not None and (len(self.layers) > 1 or any(c in args.layer for c in ",*?["))
         if self.is_root:
             folders = results.ModelRoot(args.out).open(loaded.source, [
                 {"layer": run.layer, "kind": run.kind, "num_units": run.num_units,
-                 **({"token": run.token} if run.token is not None else {})} for run in self.layers])
+                 **({"token": run.token} if run.token is not None else {})} for run in self.layers],
+                model_digest=self.model_digest)
         else:
             folders = {self.layers[0].layer: args.out}
         for run in self.layers:
             run.folder = results.RunFolder(folders[run.layer])
             run.mine = results.shard_units(run.units, *self.shard)
-            run.manifest = run.folder.open(run.description(loaded.source, settings), run.mine, self.shard)
+            description = {**run.description(loaded.source, settings), "model_digest": self.model_digest,
+                           "used": self.used}
+            if self.model_path is not None:
+                description["model_path"] = self.model_path
+            run.manifest = run.folder.open(description, run.mine, self.shard)
 
     def run(self):
+        """Runs every layer's units; returns the exit code (0, or `EXIT_UNITS_FAILED` when some units failed)."""
+        self.kept, failed = 0, {}
         for run in self.layers:
             if len(self.layers) > 1:
                 print(f"layer {run.layer} ({run.kind}s): {run.folder.folder}", flush=True)
-            self.run_layer(run)
+            failed.update({(run.layer, unit): reason for unit, reason in self.run_layer(run).items()})
+        if failed:
+            shown = ", ".join(f"{unit} ({reason})" if len(self.layers) == 1 else f"{layer}:{unit} ({reason})"
+                              for (layer, unit), reason in list(failed.items())[:5])
+            more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+            print(f"{PROG}: {len(failed)} unit{'s' * (len(failed) > 1)} failed: {shown}{more}; the others are "
+                  f"kept; rerun with --retry-failed to run the failed ones again", file=sys.stderr, flush=True)
+            return EXIT_UNITS_FAILED
         return 0
 
-    def run_layer(self, layer):
+    def _show_progress(self):
+        # A step bar redraws its line: in a pipe or a log it would be escape codes and carriage returns.
+        return not self.args.quiet and sys.stdout.isatty()
+
+    def _visualize(self, layer, batch):
+        """The batch's visualization, and {index in batch: reason} of its units that went non-finite.
+
+        A non-finite unit does not take its batch-mates down: on JAX and PyTorch each unit
+        is frozen at its last finite step and the others run on; the TensorFlow engine stops
+        the batch, and then each unit runs alone (a unit's draws are its own, so its picture
+        is the same alone as in a batch) and only the non-finite ones fail.
+        """
         import maco_keras
-        from maco_keras import results
+        from maco_keras.core.outcome import NonFiniteError
 
         args = self.args
-        if self.backend == "tensorflow":
+        try:
+            if self.backend != "tensorflow":
+                if getattr(self, "visualizer", None) is None:  # one per job: its compiled runs serve every batch
+                    self.visualizer = maco_keras.Visualizer(self.model, self.config, verbose=self._show_progress())
+                return self.visualizer(layer.objective(batch)), {}
             from maco_keras import baselines, presets
 
             method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
             # The preset's schedules; its steps are --steps' default and --crops stays the user's.
             preset = presets.schedules(args.preset) if args.method == "maco" else {}
+            return method(
+                layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
+                values_range=self.values_range, seed=args.seed, verbose=self._show_progress(),
+                strategy=self.strategy, crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps,
+                return_visualization=True, **preset), {}
+        except NonFiniteError as error:
+            if error.unit_steps:  # frozen units named; the others ran to the end
+                failed = {index: f"non-finite score or gradient at step {error.unit_steps[name]}"
+                          for index, name in enumerate(error.partial.names) if name in error.unit_steps}
+                return error.partial, failed
+            if len(batch) == 1:
+                return None, {0: f"non-finite score or gradient at step {error.step}"}
+        parts, failed = [], {}
+        for index, unit in enumerate(batch):
+            visualization, failures = self._visualize(layer, [unit])
+            parts.append(visualization)
+            if failures:
+                failed[index] = failures[0]
+        return parts, failed
+
+    def run_layer(self, layer):
+        """Runs a layer's units not yet finished; returns {unit: reason} of those that failed."""
+        import numpy as np
+
+        from maco_keras import results
+
+        args = self.args
         folder = layer.folder
         results.remove_stale_temporaries(folder.folder)
         finished = set(folder.finished(layer.mine))
-        todo = [unit for unit in layer.mine if unit not in finished]
+        self.kept += len(finished)
+        if folder.damaged:
+            listed = ", ".join(f"{unit} ({why})" for unit, why in list(folder.damaged.items())[:5])
+            more = f" and {len(folder.damaged) - 5} more" if len(folder.damaged) > 5 else ""
+            print(f"redoing {len(folder.damaged)} damaged unit{'s' * (len(folder.damaged) > 1)}: {listed}{more}",
+                  flush=True)
+        failed_before = folder.failed(layer.mine)
+        if args.retry_failed:
+            folder.retry(failed_before)
+            failed_before = {}
+        todo = [unit for unit in layer.mine if unit not in finished and unit not in failed_before]
         shard = f" (shard {self.shard[0]}/{self.shard[1]})" if self.shard[1] > 1 else ""
-        print(f"{len(finished)} of {len(layer.mine)} units{shard} already in {folder.folder}; {len(todo)} to go",
-              flush=True)
-        started, done_here = time.perf_counter(), 0
+        skipped = (f", {len(failed_before)} failed before (skipped; --retry-failed runs them)"
+                   if failed_before else "")
+        print(f"{len(finished)} of {len(layer.mine)} units{shard} already in {folder.folder}{skipped}; "
+              f"{len(todo)} to go", flush=True)
+        started, done_here, failed = time.perf_counter(), 0, dict(failed_before)
         for start in range(0, len(todo), args.batch):
             batch = todo[start:start + args.batch]
             remaining = len(todo) - start
@@ -347,45 +539,150 @@ class VisualizeJob:
             print(f"units {len(finished) + done_here}/{len(layer.mine)} done, {remaining} to go, {eta_text}; "
                   f"now {layer.kind} {batch[0]}" + (f"-{batch[-1]}" if len(batch) > 1 else ""), flush=True)
             unit_started = time.perf_counter()
-            if self.backend != "tensorflow":
-                if getattr(self, "visualizer", None) is None:  # one per job: its compiled runs serve every batch
-                    self.visualizer = maco_keras.Visualizer(self.model, self.config, verbose=not args.quiet)
-                visualization = self.visualizer(layer.objective(batch))
-            else:
-                visualization = method(
-                    layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
-                    values_range=self.values_range, seed=args.seed, verbose=not args.quiet, strategy=self.strategy,
-                    crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps,
-                    return_visualization=True, **preset)
+            visualization, failures = self._visualize(layer, batch)
             seconds = (time.perf_counter() - unit_started) / len(batch)
+            values = []
             for index, unit in enumerate(batch):
-                scores = visualization.scores[:, index]  # in the unit's own value
-                sizes = results.save_unit(folder.folder, unit, visualization.images[index],
-                                          visualization.transparency[index], scores, self.values_range)
-                folder.record(unit, scores[-1], sizes, seconds=round(seconds, 2),
+                if index in failures:
+                    folder.record_failed(unit, failures[index], shard=f"{self.shard[0]}/{self.shard[1]}")
+                    failed[unit] = failures[index]
+                    print(f"{layer.kind} {unit} failed: {failures[index]}", flush=True)
+                    continue
+                part, column = ((visualization[index], 0) if isinstance(visualization, list)
+                                else (visualization, index))
+                scores = part.scores[:, column]  # in the unit's own value
+                written = results.save_unit(folder.folder, unit, part.images[column], part.transparency[column],
+                                            scores, self.values_range)
+                folder.record(unit, scores[-1], written, seconds=round(seconds, 2),
                               shard=f"{self.shard[0]}/{self.shard[1]}")
+                self.kept += 1
+                values.append(float(scores[-1]))
             done_here += len(batch)
-        print(f"units {len(finished) + done_here}/{len(layer.mine)} done{shard}: {folder.folder}", flush=True)
+            if values:
+                print(f"  {layer.kind} value at the last step, mean of the batch's units: {np.mean(values):.4g}",
+                      flush=True)
+        print(f"units {len(finished) + done_here - len(failed) + len(failed_before)}/{len(layer.mine)} done{shard}: "
+              f"{folder.folder}", flush=True)
+        return failed
+
+
+class VerifyJob:
+    """`maco-keras verify FOLDER`: each unit of a run folder (or of each of a model root's) against its record."""
+
+    def __init__(self, folder):
+        from . import results, storage
+
+        root = results.ModelRoot(folder)
+        if results.ModelRoot.is_root(folder):
+            manifest = root.read()
+            self.folders = [root.folder / entry["folder"] for entry in manifest["layers"]]
+        else:
+            self.folders = [storage.path(folder)]
+            if not (self.folders[0] / results.MANIFEST).is_file():
+                raise ValueError(f"expected a run folder with {results.MANIFEST}, received: FOLDER={folder}")
+        self.reports = {}
+        for path in self.folders:
+            if (path / results.MANIFEST).is_file():
+                self.reports[path] = results.RunFolder(path).verify()
+
+    def run(self):
+        bad = 0
+        for path, report in self.reports.items():
+            parts = [f"{len(report['done'])} done and intact"]
+            for key, what in (("damaged", "damaged"), ("foreign", "made with other settings"),
+                              ("failed", "failed (non-finite)"), ("unrecorded", "with files but no record"),
+                              ("pending", "pending")):
+                if report[key]:
+                    parts.append(f"{len(report[key])} {what}")
+            print(f"{path}: " + ", ".join(parts), flush=True)
+            for unit, why in report["damaged"].items():
+                print(f"  damaged unit {unit}: {why}", flush=True)
+            for unit in report["foreign"]:
+                print(f"  unit {unit}: its record's settings digest is not the manifest's", flush=True)
+            for unit, why in report["failed"].items():
+                print(f"  failed unit {unit}: {why}", flush=True)
+            bad += len(report["damaged"]) + len(report["foreign"])
+        if bad:
+            print(f"{bad} unit{'s' * (bad > 1)} to redo: rerun the same maco-keras visualize command", flush=True)
+        return EXIT_DAMAGED if bad else 0
+
+
+class LayersJob:
+    """`maco-keras layers MODEL [PATTERN]`: the layer paths `--layer` takes, their output shapes and units."""
+
+    def __init__(self, args):
+        import fnmatch
+
+        from . import models, objectives, taps
+
+        self.model = models.load(args.model, weights=None).model  # shapes only: no weights to fetch
+        paths = [path for path, _ in taps.layer_paths(self.model) if fnmatch.fnmatchcase(path, args.pattern)
+                 or fnmatch.fnmatchcase(path.rsplit(taps.SEPARATOR, 1)[-1], args.pattern)]
+        if not paths:
+            raise ValueError(f"expected a pattern that matches a layer path, received: PATTERN={args.pattern}")
+        self.shapes = taps.output_shapes(self.model, paths)
+        self.ranks = objectives.SPATIAL_RANK, objectives.TOKEN_RANK, objectives.VECTOR_RANK
+
+    def run(self):
+        spatial, token, vector = self.ranks
+        width = max(len(path) for path in self.shapes)
+        for path, shape in self.shapes.items():
+            if isinstance(shape, str):
+                print(f"{path:<{width}}  -  ({shape}: not a --layer)", flush=True)
+                continue
+            rank, units = len(shape) + 1, shape[-1] if shape else 0
+            gives = {spatial: f"{units} channels (spatial means), neurons at a position",
+                     token: f"{units} channels (patch-token means), neurons of a token (--token)",
+                     vector: f"{units} neurons"}.get(rank, "no units (rank not 2, 3 or 4)")
+            print(f"{path:<{width}}  {str((None,) + tuple(shape)):<22}  {gives}", flush=True)
+        return 0
+
+
+def _os_error_line(error):
+    """One line for a file system error: what failed, where and why (no traceback)."""
+    where = f" {error.filename}" if getattr(error, "filename", None) else ""
+    return f"cannot use{where}: {error.strerror or error}"
 
 
 def main(argv=None):
+    """The shell command. Returns the exit code; bad input and unusable folders or disks exit 2 with one line.
+
+    A traceback is left for the package's own bugs only.
+    """
+    from .results import RunFolderError
+
     args = parse_args(argv)
+    job = None
     try:
-        if args.command == "visualize":
-            job = VisualizeJob(args)
-        else:
-            from . import atlas
+        try:
+            if args.command == "visualize":
+                job = VisualizeJob(args)
+            elif args.command == "atlas":
+                from . import atlas
 
-            job = atlas.job(args.folder, labels=args.labels, examples=args.examples, top=args.top)
-    except (ValueError, TypeError, OSError) as error:
-        # Everything above only reads and checks the input: a failure there is bad input.
-        fail(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
-    from .examples import NoImagesError
+                job = atlas.job(args.folder, labels=args.labels, examples=args.examples, top=args.top,
+                                model=args.model)
+            elif args.command == "verify":
+                job = VerifyJob(args.folder)
+            else:
+                job = LayersJob(args)
+        except (ValueError, OSError) as error:
+            # Everything above only reads and checks the input: a failure there is bad input.
+            message = _os_error_line(error) if isinstance(error, OSError) else str(error).strip()
+            fail(message.splitlines()[0] if message else type(error).__name__)
+        from .examples import NoImagesError
 
-    try:
-        return job.run()
-    except NoImagesError as error:  # every file of --examples unreadable: found only once they were read
-        fail(str(error))
+        try:
+            return job.run()
+        except (NoImagesError, RunFolderError) as error:  # found only once files were read
+            fail(str(error))
+        except OSError as error:  # a full disk, a read-only folder: nothing half-written is left (write, then rename)
+            fail(_os_error_line(error))
+    except KeyboardInterrupt:
+        kept = getattr(job, "kept", None)
+        what = f"{kept} unit{'s' * (kept != 1)} kept, rerun to resume" if kept is not None else "nothing written"
+        print(f"{PROG}: interrupted; {what}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def dataset_examples(model, layer, kind, folder, values_range, units, top=6, bat
             running.add(objectives.unit_values(output, kind, token)[:, units], np.asarray(rows), extra)
             read += len(batch)
         if progress is not None:
-            progress.update(min(start + batch_size, len(paths)), values=[("skipped", len(skipped))])
+            progress.update(min(start + batch_size, len(paths)))  # skipped files: counted in the result
     if not read:
         raise NoImagesError(f"expected readable images, received: --examples={folder}, where none of the "
                             f"{len(paths)} image files could be read")

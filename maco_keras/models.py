@@ -11,11 +11,14 @@ the optional `maco-keras[hub]` extra) gets its own image converter in front the 
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import pathlib
 import sys
 from typing import Tuple
 
 import keras
+import numpy as np
 
 SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -108,7 +111,8 @@ def load(spec, weights="imagenet", input_size=None):
         spec: path of a saved Keras model, a name from `application_names()`, or a keras_hub
             image classifier preset (`hub_presets()`, optionally prefixed `hub:`), which
             keras_hub downloads on first use.
-        weights: for an application: "imagenet" (as Keras fetches them) or None (random).
+        weights: for an application: "imagenet" (as Keras fetches them) or None (random, drawn with seed 0:
+            the same in every process).
         input_size: for an application: its input side (default 224).
 
     Returns:
@@ -141,12 +145,46 @@ def load(spec, weights="imagenet", input_size=None):
         raise ValueError(
             f"expected a .keras/.h5 file, a keras.applications name (e.g. MobileNetV2) or a keras_hub preset, "
             f"received: MODEL={spec}{hint}")
+    if weights is None:
+        # Random weights, the same in every process (shards, resumes and the atlas load the same model).
+        keras.utils.set_random_seed(0)
     try:
         model = _build_application(spec, weights, input_size)
     except Exception as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(f"cannot build {spec} with weights={weights}: {first_line[:200]}") from None
     return LoadedModel(model, (0.0, 255.0), spec)
+
+
+def _without_names(value):
+    """A layer's config with its names left out: Keras numbers the names it makes (`normalization_1`) per process."""
+    if isinstance(value, dict):
+        return {key: _without_names(item) for key, item in value.items() if key != "name"}
+    if isinstance(value, (list, tuple)):
+        return [_without_names(item) for item in value]
+    return value
+
+
+def digest(model):
+    """A digest of a model's structure and weights: each layer's class and config (names left out), and each
+    variable's shape, dtype and values in order.
+
+    Run folders record it, so that the same model resumes however its path is spelled, and a
+    file with other weights, or another structure, at the same path is refused.
+    """
+    found = hashlib.sha256()
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # nested models' and sublayers too
+        try:
+            config = _without_names(layer.get_config())
+        except Exception:  # a subclassed layer without get_config: its class stands for it
+            config = None
+        found.update(f"{type(layer).__module__}.{type(layer).__qualname__}|".encode())
+        found.update(json.dumps(config, sort_keys=True, default=lambda value: type(value).__name__).encode())
+    for variable in model.weights:
+        values = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        found.update(f"{values.shape}|{values.dtype.str}|".encode())
+        found.update(values.tobytes())
+    return found.hexdigest()
 
 
 _REDIRECT = []

@@ -95,11 +95,13 @@ class CompiledObjective:
         """
         total_crops = num_crops if total_crops is None else total_crops
         num_objectives = self.num_objectives
-        total = tf.zeros((num_objectives,), tf.float32)
-        values = tf.zeros((num_objectives,), tf.float32)
+        parts, scales, own = [], [], []
         for index, (func, output) in enumerate(zip(self.funcs, outputs)):
             # Crop k*N+i belongs to objective i: tiling the N masks K times lines them up.
             mask = tf.cast(tf.tile(masks[index], [num_crops] + [1] * (masks[index].shape.rank - 1)), output.dtype)
+            if _is_layer_mean(func):
+                # Masks select, they do not multiply: NaN * 0 would make another unit's NaN this one's.
+                output = tf.where(mask != 0, output, tf.zeros_like(output))
             score = tf.cast(func(output, mask), tf.float32)
             if score.shape.rank == 0:
                 # A reducer that already averages over the batch (Xplique's `layer`): these crops' share.
@@ -107,14 +109,25 @@ class CompiledObjective:
             else:
                 weight = multipliers[index] / total_crops
                 part = tf.reduce_sum(weight * tf.reshape(score, (num_crops, num_objectives, -1)), axis=(0, 2))
-            total += part
-            values += part * self._unit_scale(func, masks[index])
+            parts.append(part)
+            scales.append(self._unit_scale(func, masks[index]))
+            own.append(getattr(func, "composes_in_own_values", False))
+        values = tf.add_n([part * scale for part, scale in zip(parts, scales)])
+        if len(parts) > 1 and any(own):
+            # `maco_keras.objectives` compose in the units' own values: `channel + 0.5 * logit` weighs the
+            # channel's mean against half the logit. The loss keeps the first such term's scale (a term alone
+            # is optimized exactly as before); Xplique's own objectives keep Xplique's weighting.
+            reference = scales[own.index(True)]
+            total = tf.add_n([part * scale / reference if is_own else part
+                              for part, scale, is_own in zip(parts, scales, own)])
+        else:
+            total = tf.add_n(parts)
         return total, values
 
     @staticmethod
     def _unit_scale(func, mask):
         """(N,) factors from Xplique's layer-wide mean to the unit's own value (1 for other losses)."""
-        if getattr(func, "__qualname__", "") not in _LAYER_MEAN_REDUCERS and not getattr(func, "reports_layer_mean", False):
+        if not _is_layer_mean(func):
             return tf.ones((mask.shape[0],), tf.float32)
         flat = tf.reshape(mask, (mask.shape[0], -1))
         selected = tf.math.count_nonzero(flat, axis=1, dtype=tf.float32)
@@ -124,6 +137,10 @@ class CompiledObjective:
 # Xplique's neuron and channel losses: `reduce_mean(output * mask)` over the whole layer output (and
 # `objectives.layer_mean`, the same loss, marked `reports_layer_mean`).
 _LAYER_MEAN_REDUCERS = ("Objective.neuron.<locals>.optim_func", "Objective.channel.<locals>.optim_func")
+
+
+def _is_layer_mean(func):
+    return getattr(func, "__qualname__", "") in _LAYER_MEAN_REDUCERS or getattr(func, "reports_layer_mean", False)
 
 
 def _hashable(value):

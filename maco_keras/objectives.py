@@ -43,6 +43,8 @@ def layer_mean(output, mask):
 
 
 layer_mean.reports_layer_mean = True
+# This module's losses compose in the units' own values (see `CompiledObjective.scores`); Xplique's keep Xplique's.
+layer_mean.composes_in_own_values = True
 
 
 def _objective(model, found, masks, func, multiplier, names, kind="mean", cossim_pow=2.0):
@@ -221,6 +223,7 @@ def _dot_cossim(cossim_pow):
         return losses.dot_cossim(output, direction, cossim_pow)
 
     dot_cossim.cossim_pow = cossim_pow
+    dot_cossim.composes_in_own_values = True
     return dot_cossim
 
 
@@ -326,6 +329,9 @@ def sorted_distance(output, reference):
     flat = tf.reshape(tf.cast(output, tf.float32), (tf.shape(output)[0], -1, output.shape[-1]))
     target = tf.reshape(tf.cast(reference, tf.float32), tf.shape(flat))
     return -tf.reduce_mean(tf.square(tf.sort(flat, axis=1) - target), axis=(1, 2))
+
+
+sorted_distance.composes_in_own_values = True
 
 
 def feature_distribution(model, layers, reference_images, *, multiplier=1.0, name="Distribution", batch_size=32):

@@ -317,7 +317,7 @@ class OptimizationLoop:
             settings.crop_scales, settings.uniform_noise, settings.gaussian_noise,
             ones if settings.learning_rates is None else settings.learning_rates,
             ones if settings.frequency_cutoffs is None else settings.frequency_cutoffs)]
-        progress = keras.utils.Progbar(steps, stateful_metrics=["score"]) if verbose else None
+        progress = keras.utils.Progbar(steps, stateful_metrics=["mean_unit_value"]) if verbose else None
         chunk = max(1, math.ceil(steps / PROGRESS_UPDATES)) if verbose else steps
         # The loop pauses (Python runs) at the progress updates and the snapshots only.
         stops = sorted(set(range(chunk, steps, chunk)) | set(settings.snapshot_steps) | {steps})
@@ -331,7 +331,7 @@ class OptimizationLoop:
                 current = self._current(stop)
                 snapshots[stop] = (current.images, current.transparency)
             if progress is not None:
-                progress.update(stop, values=[("score", float(np.mean(self.history.numpy()[stop - 1])))])
+                progress.update(stop, values=[("mean_unit_value", float(np.mean(self.history.numpy()[stop - 1])))])
         result = self._current(steps)
         result.snapshots = snapshots
         return result

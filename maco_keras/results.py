@@ -15,6 +15,7 @@ their files and redoes the others.
 """
 
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import zipfile
 
 import matplotlib.image
 import numpy as np
+from PIL import Image
 
 from . import storage
 from . import validation
@@ -38,7 +40,7 @@ FORMAT = 2
 READABLE_FORMATS = (1, 2)
 # The settings that change a unit's result: a folder's units must all share them.
 RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
-                   "contrast", "draws", "backend")
+                   "contrast", "draws", "backend", "relu_redirect_steps", "weights")
 
 
 def _recorded(settings, key):
@@ -51,6 +53,8 @@ def _recorded(settings, key):
         return "per batch"
     if key == "backend":
         return "tensorflow"
+    if key == "relu_redirect_steps":
+        return 0
     if key == "preset":
         return "paper"
     if key == "contrast" and settings.get("method") == "maco":
@@ -78,6 +82,21 @@ def transparency_alpha(transparency, percentile=80):
 
 class RunFolderError(ValueError):
     """The folder holds another run, or a manifest that cannot be read."""
+
+
+def sha256(data):
+    """The SHA-256 hex digest of `data` (bytes)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def settings_digest(settings, model_digest=None):
+    """A digest of the settings that change a unit's picture (`RESULT_SETTINGS`) and of the model.
+
+    Each unit's record holds it, so that a folder on a file system without exclusive
+    creation (`tf.io.gfile`) still refuses, at read time, units that another run made.
+    """
+    checked = {key: _recorded(settings, key) for key in RESULT_SETTINGS}
+    return sha256(json.dumps({"settings": checked, "model": model_digest}, sort_keys=True).encode())[:16]
 
 
 # Written whole or not at all (see `storage`); here for the modules that wrote with it before.
@@ -121,7 +140,8 @@ def unit_files(unit):
 
 
 def _intact(path):
-    """Cheap structural check: a PNG ends with its IEND chunk, an .npz has its zip directory."""
+    """Cheap structural check: a PNG ends with its IEND chunk, an .npz has its zip directory (a unit
+    without a recorded digest is decoded whole as well: see `RunFolder._recover`)."""
     try:
         if isinstance(path, storage.GfilePath):
             content = path.read_bytes()  # a few hundred kB; a remote file is read whole
@@ -141,21 +161,51 @@ def _intact(path):
         return False
 
 
-def unit_is_finished(folder, unit, entry=None):
-    """Whether a unit's three files are there and intact (and, if recorded, of the recorded sizes)."""
+def unit_damage(folder, unit, entry=None):
+    """Why a unit's files are not its finished result, or None when they are.
+
+    With a record (`entry`) that holds digests (this version's), each file must match its
+    SHA-256: any change, even of the same size, is seen. Older records hold sizes only:
+    then the files must be whole and of the recorded sizes.
+
+    Returns:
+        None, or one line: the file and what is wrong with it.
+    """
     folder = storage.path(folder)
     sizes = (entry or {}).get("sizes", {})
+    digests = (entry or {}).get("digests", {})
+    if not isinstance(sizes, dict) or not isinstance(digests, dict):
+        return f"{UNITS}/unit_{unit}.json is not a record of this version (hand-edited?)"
     for kind, relative in unit_files(unit).items():
         path = folder / relative
-        if not path.is_file() or not _intact(path):
-            return False
+        if not path.is_file():
+            return f"{relative} is missing"
+        if kind in digests:
+            try:
+                content = path.read_bytes()
+            except OSError as error:
+                return f"{relative} cannot be read ({error.strerror or error})"
+            if sha256(content) != digests[kind]:
+                return f"{relative} differs from its record's digest"
+            continue
+        if not _intact(path):
+            return f"{relative} is damaged"
         if kind in sizes and path.stat().st_size != sizes[kind]:
-            return False
-    return True
+            return f"{relative} is {path.stat().st_size} bytes, its record says {sizes[kind]}"
+    return None
+
+
+def unit_is_finished(folder, unit, entry=None):
+    """Whether a unit's three files are there and intact (see `unit_damage`)."""
+    return unit_damage(folder, unit, entry) is None
 
 
 def save_unit(folder, unit, image, transparency, scores, values_range):
-    """Writes a unit's image PNG, transparency PNG and .npz, each atomically; returns their sizes."""
+    """Writes a unit's image PNG, transparency PNG and .npz, each atomically.
+
+    Returns:
+        {kind: {"size": bytes, "sha256": digest}} of the files written, for `RunFolder.record`.
+    """
     folder = storage.path(folder)
     display = to_display(image[None], values_range)[0]
     alpha = transparency_alpha(transparency[None])[0]
@@ -164,11 +214,11 @@ def save_unit(folder, unit, image, transparency, scores, values_range):
         "transparency": png_bytes(np.concatenate([display, alpha], axis=-1)),
         "data": npz_bytes(image=image, transparency=transparency, scores=np.asarray(scores, np.float32)),
     }
-    sizes = {}
+    written = {}
     for kind, relative in unit_files(unit).items():
         write_atomic(folder / relative, contents[kind])
-        sizes[kind] = len(contents[kind])
-    return sizes
+        written[kind] = {"size": len(contents[kind]), "sha256": sha256(contents[kind])}
+    return written
 
 
 def versions():
@@ -206,7 +256,10 @@ def _read_manifest(path, what, *required):
     except (OSError, ValueError) as error:
         raise RunFolderError(f"cannot read {path}: {error}") from None
     if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS or any(
-            key not in manifest for key in required):
+            key not in manifest for key in required) or not isinstance(manifest.get("settings", {}), dict) or not \
+            isinstance(manifest.get("layers", []), list) or not all(
+                isinstance(entry, dict) and isinstance(entry.get("layer"), str) and isinstance(entry.get("folder"), str)
+                for entry in manifest.get("layers", [])):
         raise RunFolderError(f"{path} is not a maco-keras {what} (format {' or '.join(map(str, READABLE_FORMATS))})")
     return manifest
 
@@ -248,17 +301,26 @@ class ModelRoot:
                                                **({"token": run["token"]} if "token" in run else {})})
         return manifest
 
-    def open(self, model, layers):
+    def open(self, model, layers, model_digest=None):
         """Creates or extends the model manifest; `layers` are dicts with "layer", "kind", "num_units".
+
+        Args:
+            model: the model's source (a path or a name); model_digest: its digest
+                (`models.digest`), which identifies it however the path is spelled.
 
         Returns:
             {layer path: its run folder's path}.
         """
         if (self.folder / MANIFEST).exists():
             raise RunFolderError(f"{self.folder} holds a run of one layer, not a model root: use another --out")
-        manifest = self.read() or {"format": FORMAT, "model": model, "layers": [],
-                                   "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-        if manifest["model"] != model:
+        fresh = {"format": FORMAT, "model": model, "layers": [],
+                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        if model_digest is not None:
+            fresh["model_digest"] = model_digest
+        storage.create_exclusive(self.path, json.dumps(fresh, indent=1, sort_keys=True).encode())
+        manifest = self.read()
+        recorded = manifest.get("model_digest")
+        if not (recorded == model_digest if recorded and model_digest else _same_model(manifest["model"], model)):
             raise RunFolderError(f"{self.folder} holds runs of model={manifest['model']!r}, not {model!r}: "
                                  "use another --out")
         known = {entry["layer"]: entry for entry in manifest["layers"]}
@@ -268,7 +330,7 @@ class ModelRoot:
                 known[layer["layer"]] = {**layer, "folder": layer_folder(layer["layer"])}
                 manifest["layers"].append(known[layer["layer"]])
                 added = True
-        if added or not self.path.exists():
+        if added:
             write_atomic(self.path, json.dumps(manifest, indent=1, sort_keys=True).encode())
         return {layer["layer"]: self.folder / known[layer["layer"]]["folder"] for layer in layers}
 
@@ -279,12 +341,15 @@ class RunFolder:
     Each process writes only files it owns, so nothing depends on `flock` (many NFS set-ups
     and object stores have none):
     - `manifest.json`, the run's description (model, layer, kind, settings, versions), is
-      written once; a process that finds one checks that it describes the same run;
+      created once, exclusively (`storage.create_exclusive`): of two runs that start at the
+      same instant, one creates it and the other finds it and is checked against it;
     - `shards/shard_<i>_of_<n>.json`: the units shard i of n plans (pending units are those
       planned and not done);
-    - per unit, after its three files, `units/unit_<u>.json`: its record (score, sizes,
-      shard, seconds), written last, so a record is only ever there for a finished unit,
-      even where a rename is not atomic. Only the unit's own shard writes it.
+    - per unit, after its three files, `units/unit_<u>.json`: its record (score, each
+      file's size and SHA-256, the settings digest, shard, seconds), written last, so a
+      record is only ever there for a finished unit, even where a rename is not atomic. A
+      unit whose run went non-finite gets a record with state "failed" and the reason.
+      Only the unit's own shard writes it.
     `read()` merges them into one manifest, with a "units" dict as earlier versions kept
     inside `manifest.json` (whose own "units", in a folder an earlier version wrote, are
     still read).
@@ -296,9 +361,11 @@ class RunFolder:
     def __init__(self, folder):
         self.folder = storage.path(folder)
         self.path = self.folder / MANIFEST
+        self.settings_digest = None  # this run's, once `open` has checked the folder
+        self.damaged = {}  # unit -> why its files were not kept (see `finished`)
 
     def _description(self):
-        return _read_manifest(self.path, "manifest")
+        return _read_manifest(self.path, "manifest", "model", "layer", "settings")
 
     def read(self):
         """The manifest with every unit's state merged in ("units": {u: entry}), or None when there is none."""
@@ -314,32 +381,63 @@ class RunFolder:
             for unit in planned:
                 units.setdefault(str(unit), {"state": "pending"})
         for record in (self.folder / UNITS).glob("unit_*.json"):
-            entry = _read_record(record)
+            number = record.stem.removeprefix("unit_")
+            entry = _read_record(record) if number.isdigit() else None  # not a stray file (unit_3.old.json)
             if entry is not None:
-                units[record.stem.removeprefix("unit_")] = entry
+                units[number] = entry
         manifest["units"] = units
         return manifest
 
     def open(self, description, units, shard=(0, 1)):
-        """Writes the manifest if there is none, or checks that it describes the same run; plans `units`.
+        """Creates the manifest if there is none, or checks that it describes the same run; plans `units`.
 
         Args:
             description: dict with "model", "layer", "kind", "num_units", "settings" (see
-                `RESULT_SETTINGS`) and anything else worth recording.
+                `RESULT_SETTINGS`), optionally "model_digest" and "model_path", and anything
+                else worth recording.
             units: the unit numbers this process (shard `shard`) will work on.
 
         Returns:
             The manifest (see `read`).
+
+        Raises:
+            RunFolderError: the folder holds another run, or a manifest that is not one.
         """
+        created = storage.create_exclusive(self.path, json.dumps(
+            {"format": FORMAT, **description, "versions": versions(),
+             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
+            indent=1, sort_keys=True).encode())
         manifest = self._description()
-        if manifest is None:
-            write_atomic(self.path, json.dumps(
-                {"format": FORMAT, **description, "versions": versions(),
-                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")},
-                indent=1, sort_keys=True).encode())
-            # Shards that start together each write one; they describe the same run, so any wins.
-            manifest = self._description()
-        for key in ("model", "layer", "token"):
+        # Checked even when this process created it: on a `tf.io.gfile` file system another run may have
+        # written its own in between (nothing there is exclusive).
+        self._check_same_run(manifest, description)
+        self.settings_digest = settings_digest(description["settings"], description.get("model_digest")
+                                               or manifest.get("model_digest"))
+        index, count = shard
+        plan = self.folder / SHARDS / f"shard_{index}_of_{count}.json"
+        planned = set(units)
+        if plan.exists():
+            try:
+                planned |= set(json.loads(plan.read_text())["units"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        write_atomic(plan, json.dumps({"units": sorted(planned)}).encode())
+        return self.read()
+
+    def _check_same_run(self, manifest, description):
+        """Raises a `RunFolderError` unless `manifest` (found in the folder) describes the run `description` asks for."""
+        theirs_digest, ours_digest = manifest.get("model_digest"), description.get("model_digest")
+        if theirs_digest and ours_digest:
+            # The same weights and structure, however the path is spelled or wherever the folder moved.
+            if theirs_digest != ours_digest:
+                raise RunFolderError(
+                    f"{self.folder} holds a run of another model: {manifest.get('model')!r} with digest "
+                    f"{theirs_digest[:12]}, this one is {description.get('model')!r} with digest {ours_digest[:12]} "
+                    "(other weights or structure): use another --out")
+        elif not _same_model(manifest.get("model"), description.get("model")):
+            raise RunFolderError(f"{self.folder} holds a run of model={manifest.get('model')!r}, not "
+                                 f"{description.get('model')!r}: use another --out")
+        for key in ("layer", "token"):
             if manifest.get(key) != description.get(key):
                 raise RunFolderError(
                     f"{self.folder} holds a run of {key}={manifest.get(key)!r}, not {description.get(key)!r}: "
@@ -362,55 +460,149 @@ class RunFolder:
                 raise RunFolderError(
                     f"{self.folder} holds a run with {key}={theirs!r}, this one has {key}={ours!r}: "
                     "use the same settings to resume, or another --out")
-        index, count = shard
-        plan = self.folder / SHARDS / f"shard_{index}_of_{count}.json"
-        planned = set(units)
-        if plan.exists():
-            try:
-                planned |= set(json.loads(plan.read_text())["units"])
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
-        write_atomic(plan, json.dumps({"units": sorted(planned)}).encode())
-        return self.read()
 
     def _record_path(self, unit):
         return self.folder / UNITS / f"unit_{unit}.json"
 
+    def _check_record(self, unit, entry):
+        """Refuses a record that another run's settings made (a file system without exclusive creation)."""
+        theirs = entry.get("settings_digest")
+        if theirs is not None and self.settings_digest is not None and theirs != self.settings_digest:
+            raise RunFolderError(
+                f"{self.folder} holds unit {unit} made with other settings than its manifest's (its record's "
+                f"settings digest {theirs}, the manifest's {self.settings_digest}): two runs wrote this folder; "
+                "use another --out")
+
     def finished(self, units):
-        """The units among `units` whose files are there and intact. Adopts finished units that a
-        killed process wrote but did not record, without rewriting their files; drops the record
-        of a unit whose files went missing, so that it is redone. Call it for this shard's units only."""
+        """The units among `units` whose files are there and match their record. Call it for this shard's units only.
+
+        Adopts finished units that a killed process wrote but did not record (their files
+        decoded whole), without rewriting their files. Drops the record of a unit whose files
+        are missing or damaged, so that it is redone, and keeps why in `self.damaged`. Leaves
+        failed units' records alone (see `failed`).
+        """
         legacy = (self._description() or {}).get("units", {})
-        done = []
+        done, self.damaged = [], {}
         for unit in units:
             entry = _read_record(self._record_path(unit)) or legacy.get(str(unit), {})
-            if entry.get("state") == "done" and unit_is_finished(self.folder, unit, entry):
+            if entry:
+                self._check_record(unit, entry)
+            if entry.get("state") == "failed":
+                continue
+            if entry.get("state") == "done":
+                damage = unit_damage(self.folder, unit, entry)
+                if damage is None:
+                    done.append(unit)
+                    continue
+                self.damaged[unit] = damage
+                self._record_path(unit).unlink(missing_ok=True)  # its files went missing or bad: redo it
+            elif self._recover(unit):
                 done.append(unit)
-            elif unit_is_finished(self.folder, unit) and self._recover(unit):
-                done.append(unit)
-            else:
-                self._record_path(unit).unlink(missing_ok=True)  # its files went missing: redo it
         return done
 
+    def failed(self, units):
+        """{unit: reason} of the units among `units` recorded as failed (their run went non-finite)."""
+        found = {}
+        for unit in units:
+            entry = _read_record(self._record_path(unit)) or {}
+            if entry.get("state") == "failed":
+                found[unit] = entry.get("reason", "failed")
+        return found
+
     def _recover(self, unit):
+        """Records a unit whose three files a killed process wrote but did not record, if each decodes whole.
+
+        Not on a `tf.io.gfile` file system: there two runs may have shared the folder, and files without a
+        record cannot say which run made them; the unit is redone.
+        """
+        if storage.is_url(self.folder):
+            return False
+        files = {kind: self.folder / relative for kind, relative in unit_files(unit).items()}
+        if not all(path.is_file() and _intact(path) for path in files.values()):
+            return False
         try:
-            with np.load(self.folder / unit_files(unit)["data"]) as data:
+            contents = {kind: path.read_bytes() for kind, path in files.items()}
+            with np.load(io.BytesIO(contents["data"])) as data:
                 scores = data["scores"]
                 data["image"], data["transparency"]  # noqa: B018 - decompress: fails if damaged
-        except Exception:  # a damaged archive raises many kinds of errors
+            for kind in ("image", "transparency"):
+                with Image.open(io.BytesIO(contents[kind])) as picture:
+                    picture.load()  # checks each chunk's CRC and the compressed stream
+        except Exception:  # a damaged archive or PNG raises many kinds of errors
             return False
-        sizes = {kind: (self.folder / relative).stat().st_size for kind, relative in unit_files(unit).items()}
-        self._write_record(unit, {"state": "done", "score": float(scores[-1]) if len(scores) else None,
-                                  "sizes": sizes, "files": unit_files(unit), "recovered": True})
+        written = {kind: {"size": len(content), "sha256": sha256(content)} for kind, content in contents.items()}
+        self._write_record(unit, {**self._entry(scores[-1] if len(scores) else None, written), "recovered": True})
         return True
 
+    @staticmethod
+    def _entry(score, written):
+        return {"state": "done", "score": None if score is None else float(score),
+                "sizes": {kind: item["size"] for kind, item in written.items()},
+                "digests": {kind: item["sha256"] for kind, item in written.items()}}
+
     def _write_record(self, unit, entry):
+        entry = {**entry, "files": unit_files(unit)}
+        if self.settings_digest is not None:
+            entry["settings_digest"] = self.settings_digest
         write_atomic(self._record_path(unit), json.dumps(entry, sort_keys=True).encode())
 
-    def record(self, unit, score, sizes, **extra):
-        """Marks a unit done: its record, written after its files."""
-        self._write_record(unit, {"state": "done", "score": float(score), "sizes": sizes, "files": unit_files(unit),
-                                  **extra})
+    def record(self, unit, score, written, **extra):
+        """Marks a unit done: its record (score, each file's size and digest from `save_unit`), written after its files."""
+        self._write_record(unit, {**self._entry(score, written), **extra})
+
+    def record_failed(self, unit, reason, **extra):
+        """Marks a unit failed (its run went non-finite): a rerun retries it only when asked (`--retry-failed`)."""
+        self._write_record(unit, {"state": "failed", "reason": reason, **extra})
+
+    def retry(self, units):
+        """Forgets the failed records of `units`, so that they are run again."""
+        for unit in units:
+            self._record_path(unit).unlink(missing_ok=True)
+
+    def verify(self):
+        """The folder's state, checked without changing anything.
+
+        Returns:
+            dict: "done" (units whose files match their records), "damaged" ({unit: why}),
+            "failed" ({unit: reason}), "pending" (planned, not done), "unrecorded" (files
+            there, no record: adopted by the next run if whole), "foreign" (records made
+            with other settings than the manifest's).
+        """
+        manifest = self.read()
+        if manifest is None:
+            raise RunFolderError(f"expected a run folder with {MANIFEST}, received: {self.folder}")
+        ours = settings_digest(manifest["settings"], manifest.get("model_digest"))
+        report = {"done": [], "damaged": {}, "failed": {}, "pending": [], "unrecorded": [], "foreign": []}
+        for key, entry in sorted(manifest["units"].items(), key=lambda item: int(item[0])):
+            unit = int(key)
+            state = entry.get("state")
+            if entry.get("settings_digest") not in (None, ours):
+                report["foreign"].append(unit)
+            elif state == "done":
+                damage = unit_damage(self.folder, unit, entry)
+                if damage is None:
+                    report["done"].append(unit)
+                else:
+                    report["damaged"][unit] = damage
+            elif state == "failed":
+                report["failed"][unit] = entry.get("reason", "failed")
+            elif all((self.folder / relative).is_file() for relative in unit_files(unit).values()):
+                report["unrecorded"].append(unit)
+            else:
+                report["pending"].append(unit)
+        return report
+
+
+def _same_model(recorded, given):
+    """Whether two model sources name the same thing: equal, or paths to the same file."""
+    if recorded == given:
+        return True
+    if recorded is None or given is None or storage.is_url(recorded) or storage.is_url(given):
+        return False
+    try:
+        return os.path.samefile(recorded, given)
+    except OSError:
+        return False
 
 
 def _read_record(path):
@@ -427,7 +619,8 @@ def parse_units(spec, count, parameter="--units"):
 
     Args:
         spec: a string, or a list of strings (joined with commas).
-        count: the number of units there are (valid numbers: 0 .. count - 1).
+        count: the number of units there are (valid numbers: 0 .. count - 1); None checks
+            the syntax only ("all" then gives None).
         parameter: the name used in error messages.
 
     Returns:
@@ -437,7 +630,7 @@ def parse_units(spec, count, parameter="--units"):
         spec = ",".join(str(part) for part in spec)
     text = spec.replace(" ", "")
     if text == "all":
-        return list(range(count))
+        return None if count is None else list(range(count))
     units = set()
     for part in filter(None, text.split(",")):
         bounds = part.split("-")
@@ -447,7 +640,7 @@ def parse_units(spec, count, parameter="--units"):
         low, high = int(bounds[0]), int(bounds[-1])
         if low > high:
             raise ValueError(f"expected ranges low-high with low <= high, received: {parameter}={spec}")
-        if high >= count:
+        if count is not None and high >= count:
             raise ValueError(f"expected units in 0-{count - 1} (the layer has {count}), received: {parameter}={spec}")
         units.update(range(low, high + 1))
     if not units:

@@ -12,6 +12,8 @@ after its files, and a unit counts as finished only when its record is there and
 are whole and of the recorded sizes (see `results.RunFolder`).
 """
 
+import contextlib
+import errno
 import fnmatch
 import os
 import pathlib
@@ -160,21 +162,88 @@ class GfilePath:
         return iter(sorted(found))
 
 
+def _temporary(target):
+    return target.with_name(f".{target.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+def _write_synced(temporary, data, target=None):
+    """Writes `data` to the local file `temporary`, flushed to disk; removes it if the write fails
+    (a full disk, a read-only folder): a failed write leaves nothing behind. The error names
+    `target`, the file that could not be written."""
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(error, OSError) and target is not None:
+            # Name the file that could not be written, not its temporary (a full disk names none at all).
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from None
+        raise
+
+
 def write_atomic(location, data):
     """Writes `data` (bytes) to `location` whole: a temporary file in the same folder, then a rename.
 
     Locally the file is flushed to disk before the rename, which is atomic; see the module
-    docstring for object stores.
+    docstring for object stores. A write that fails leaves no temporary file.
     """
     target = path(location)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    temporary = _temporary(target)
     if isinstance(target, GfilePath):
         temporary.write_bytes(data)
         _gfile().rename(str(temporary), str(target), overwrite=True)
         return
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    _write_synced(temporary, data, target)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def create_exclusive(location, data):
+    """Writes `data` to `location` whole, only if nothing is there yet; returns whether it did.
+
+    Locally the whole file is written under a temporary name, then hard-linked to
+    `location`: `link` fails if the target exists, so of two processes that create the same
+    file at the same instant exactly one succeeds, and a reader never sees it half-written.
+    Where hard links are not supported, `open(..., "x")` (O_EXCL) takes their place. On a
+    `tf.io.gfile` file system there is no exclusive create: the file is written if absent
+    (check, then write), and run folders check each unit's record instead (`results`).
+    """
+    target = path(location)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(target, GfilePath):
+        if target.exists():
+            return False
+        write_atomic(target, data)
+        return True
+    temporary = _temporary(target)
+    _write_synced(temporary, data, target)
+    try:
+        os.link(temporary, target)
+    except FileExistsError:
+        return False
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS):
+            raise
+        try:  # no hard links here: an exclusive create, then the content (a reader may see it empty meanwhile)
+            with open(target, "xb") as handle:
+                try:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                except BaseException:
+                    os.unlink(target)  # never leave an empty or partial file that blocks the folder for good
+                    raise
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    return True

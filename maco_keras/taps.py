@@ -302,6 +302,35 @@ def tap(model, spec, parameter="layer"):
     return cached[path]
 
 
+def output_shapes(model, paths):
+    """{path: output shape without the batch axis, or why it has none} for layers of `model`, from one trace.
+
+    What `maco-keras layers` lists: one trace for every layer, where `tap` traces one each.
+    """
+    shape = input_shape(model)
+    if shape is None or len(shape) < 2 or any(dim is None for dim in shape[1:]):
+        raise ValueError(f"expected a model with a known input shape, received: input shape {shape}")
+    found = {path: find(model, path)[1] for path in paths}
+    shapes = {}
+
+    def forward(images):
+        with recording(list(found.values())) as records:
+            model(images, training=False)
+        for path, layer in found.items():
+            outputs = records[id(layer)]
+            if len(outputs) != 1:
+                shapes[path] = "not called" if not outputs else f"called {len(outputs)} times"
+            elif keras.ops.is_tensor(outputs[0]):
+                shapes[path] = tuple(outputs[0].shape[1:])
+            else:
+                shapes[path] = f"several outputs (name one as {path}:0)"
+        return keras.ops.zeros(())
+
+    dtype = getattr(model.inputs[0], "dtype", "float32") if getattr(model, "inputs", None) else "float32"
+    trace_shapes(forward, (1,) + tuple(shape[1:]), dtype)
+    return shapes
+
+
 def trace_shapes(forward, shape, dtype):
     """Runs `forward` on a batch of `shape` only as far as the output shapes need.
 

@@ -132,7 +132,8 @@ class Visualizer:
         result = Visualization.concatenate(results)
         if failures:
             raise NonFiniteError(min(step for step, _ in failures), result,
-                                 [f"{name} (step {step})" for step, name in failures])
+                                 [f"{name} (step {step})" for step, name in failures],
+                                 unit_steps={name: step for step, name in failures})
         return result
 
     def _run(self, compiled, magnitudes):
@@ -143,13 +144,13 @@ class Visualizer:
         state = runner.start(config.seed, keys, config.steps)
         chunk = max(1, math.ceil(config.steps / PROGRESS_UPDATES)) if self.verbose else config.steps
         stops = list(range(chunk, config.steps, chunk)) + [config.steps]
-        progress = keras.utils.Progbar(config.steps, stateful_metrics=["score"]) if self.verbose else None
+        progress = keras.utils.Progbar(config.steps, stateful_metrics=["mean_unit_value"]) if self.verbose else None
         for start, stop in zip([0] + stops[:-1], stops):
             state = runner.advance(state, start, stop, config.seed, keys, magnitudes, compiled.masks,
                                    compiled.scales, schedules)
             if progress is not None:
                 history = keras.ops.convert_to_numpy(state[3])
-                progress.update(stop, values=[("score", float(np.mean(history[stop - 1])))])
+                progress.update(stop, values=[("mean_unit_value", float(np.mean(history[stop - 1])))])
         phases, _, transparency, history, failed = state
         images = runner.pictures(phases, magnitudes)
         return Visualization(images=images, transparency=keras.ops.convert_to_numpy(transparency) / config.steps,

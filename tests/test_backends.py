@@ -97,10 +97,12 @@ def test_one_unit_three_steps_agrees_across_backends(out_dir):
 
 @pytest.mark.shared
 def test_a_real_network_gets_the_same_inputs_and_first_score_on_every_backend(out_dir):
-    """MobileNetV1-0.25: the same phase, crops and first score everywhere; PyTorch's pictures stay within 0.05
-    of TensorFlow's after 3 steps. JAX's do not (measured 0.32): XLA's fused kernels move the ReLUs' gradients
-    by 1e-3 relative, and NAdam's first steps, about +-lr per frequency whatever the gradient's size, turn the
-    sign of the smallest gradients into whole-radian phase moves (JAX's own jitted and eager runs part the same way)."""
+    """MobileNetV1-0.25: the same phase, crops and first score everywhere. The pictures after 3 steps are not
+    compared: NAdam's first steps, about +-lr per frequency whatever the gradient's size, turn the sign of the
+    smallest gradients into whole-radian phase moves, so kernels that differ in the last bits part them. JAX's
+    differ by 0.32 (XLA's fused kernels move the ReLUs' gradients by 1e-3 relative); PyTorch's stayed within 0.05
+    of TensorFlow's on an Intel machine and differed by 0.27 on an AMD EPYC one (2026-12-06). The small network of
+    `test_one_unit_three_steps_agrees_across_backends` pins the agreement where the kernels agree."""
     model = shared_model()
     runs = {backend: run_worker(backend, "run", out_dir, model) for backend in BACKENDS}
     reference = runs["tensorflow"]
@@ -110,7 +112,6 @@ def test_a_real_network_gets_the_same_inputs_and_first_score_on_every_backend(ou
         for step in range(3):
             np.testing.assert_allclose(got[f"crops_{step}"], reference[f"crops_{step}"], atol=2e-5)
         np.testing.assert_allclose(got["scores"][0], reference["scores"][0], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(runs["torch"]["images"], reference["images"], atol=0.05)
 
 
 @pytest.mark.shared

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import skip_unless_ci
+
 import maco_keras
 from maco_keras import Objective, augmentation, native
 
@@ -14,7 +16,7 @@ from maco_keras import Objective, augmentation, native
 @pytest.fixture
 def kernel():
     if shutil.which("c++") is None:
-        pytest.skip("no C++ compiler (c++) on this machine: the kernel cannot be built, the fallback runs")
+        skip_unless_ci("no C++ compiler (c++) on this machine: the kernel cannot be built, the fallback runs")
     library = native.library()
     assert library is not None, "a C++ compiler is here, yet the kernel did not build or load (see the warning)"
     return library

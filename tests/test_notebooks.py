@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import REPO, shared_dir
+from conftest import REPO, shared_dir, skip_unless_ci
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -34,7 +34,7 @@ def test_notebook_code_cells_parse(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_end_to_end(path, monkeypatch):
     if not (shared_dir() / "models").is_dir():
-        pytest.skip(f"shared data not found at {shared_dir()}: offline, the notebooks need its models")
+        skip_unless_ci(f"shared data not found at {shared_dir()}: offline, the notebooks need its models")
     import nbclient
     import nbformat
 

@@ -48,7 +48,10 @@ def test_the_term_composes_with_every_unit_and_pulls_towards_the_references(tiny
     assert distance(pulled.images) < distance(plain.images)
     alone = maco_keras.maco(objectives.logit(tiny_model, [1])
                             + 1.0 * objectives.feature_distribution(tiny_model, ["conv2"], references), **settings)
-    np.testing.assert_array_equal(alone.images[0], pulled.images[1])
+    # The same unit alone: its own draws, so the same picture; to float tolerance, since the distribution term's
+    # sort and TF's CPU kernels for this tiny model take other paths at other batch sizes on some CPUs (measured:
+    # 4e-7 on an AMD EPYC, bit-equal on an Intel machine).
+    np.testing.assert_allclose(alone.images[0], pulled.images[1], atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs,message", [

@@ -45,7 +45,7 @@ class Visualization:
 class NonFiniteError(FloatingPointError):
     """The loss or a gradient became NaN or infinite; `partial` holds the last finite state."""
 
-    def __init__(self, step, partial, units=None):
+    def __init__(self, step, partial, units=None, unit_steps=None):
         if units:
             message = (f"Non-finite loss or gradient of {', '.join(units)}: each was frozen at its last finite "
                        "step and the other units ran to the end. Every unit's picture is in this error's "
@@ -57,3 +57,5 @@ class NonFiniteError(FloatingPointError):
         self.step = step
         self.partial = partial
         self.units = list(units or [])
+        # {objective name: the step it went non-finite at}, where units were frozen one by one.
+        self.unit_steps = dict(unit_steps or {})
