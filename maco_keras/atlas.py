@@ -26,6 +26,7 @@ from PIL import Image
 from . import examples as examples_lib
 from . import results
 from . import storage
+from . import validation
 
 THUMBNAIL = 160
 
@@ -244,7 +245,7 @@ class AtlasJob:
             if candidate and pathlib.Path(candidate).is_file():
                 return candidate
         is_name = "://" in recorded or recorded.startswith("hub:")  # a keras_hub preset by URL or prefix
-        if not is_name and (pathlib.Path(recorded).suffix.lower() in (".keras", ".h5", ".hdf5") or "/" in recorded):
+        if not is_name and (pathlib.Path(recorded).suffix.lower() in validation.SAVED_SUFFIXES or "/" in recorded):
             raise ValueError(f"expected the run's model for --examples at {self.manifest.get('model_path') or recorded}"
                              f", received: no such file (the folder or the model moved?): pass --model PATH")
         return recorded  # a keras.applications name or a keras_hub preset

@@ -35,7 +35,6 @@ from . import __version__, backends  # noqa: E402 (imports no Keras: safe before
 PROG = "maco-keras"
 COMMANDS = ("visualize", "atlas", "verify", "layers")
 EXIT_USAGE, EXIT_DAMAGED, EXIT_UNITS_FAILED, EXIT_INTERRUPTED = 2, 1, 3, 130
-SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")  # as `models.SAVED_SUFFIXES` (models imports Keras)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,12 +165,10 @@ def parse_args(argv=None):
     return args
 
 
-def _looks_like_model_file(spec):
-    return pathlib.Path(spec).suffix.lower() in SAVED_SUFFIXES or os.sep in spec or pathlib.Path(spec).exists()
-
-
 def _check_model_file(spec, parameter="MODEL"):
-    if _looks_like_model_file(spec) and "://" not in spec and not pathlib.Path(spec).is_file():
+    from . import validation
+
+    if (validation.names_model_file(spec) or os.sep in spec) and "://" not in spec and not pathlib.Path(spec).is_file():
         what = "a folder" if pathlib.Path(spec).is_dir() else "no such file"
         raise ValueError(f"expected a saved Keras model file, received: {parameter}={spec} ({what})")
 

@@ -20,7 +20,9 @@ from typing import Tuple
 import keras
 import numpy as np
 
-SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")
+from . import validation
+
+SAVED_SUFFIXES = validation.SAVED_SUFFIXES
 
 
 @dataclasses.dataclass
@@ -123,7 +125,7 @@ def load(spec, weights="imagenet", input_size=None):
     """
     spec = str(spec)
     path = pathlib.Path(spec)
-    if path.suffix.lower() in SAVED_SUFFIXES or path.exists():
+    if validation.names_model_file(spec):
         if not path.is_file():
             raise ValueError(f"expected a saved Keras model file, received: MODEL={spec} (no such file)")
         try:

@@ -5,8 +5,19 @@ of the right kind but out of range, naming the parameter, what was expected and 
 """
 
 import numbers
+import pathlib
 
 import numpy as np
+
+# The files `models.load` reads as saved Keras models (here, so that the command line checks them before Keras loads).
+SAVED_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def names_model_file(spec):
+    """Whether a model spec names a saved model file (by its suffix, or because the path exists) rather than a
+    `keras.applications` name or a keras_hub preset."""
+    path = pathlib.Path(str(spec))
+    return path.suffix.lower() in SAVED_SUFFIXES or path.exists()
 
 
 def positive_int(name, value):

@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402
+import sys  # noqa: E402
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
@@ -51,3 +52,21 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def tiny_gray_model():
     return build_tiny_model(channels=1)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, tiny_model):
+    """The tiny model saved as a .keras file: what the command line tests load."""
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    tiny_model.save(path)
+    return path
+
+
+def command(*args):
+    """`python -m maco_keras ARGS`, for a subprocess."""
+    return [sys.executable, "-m", "maco_keras", *map(str, args)]
+
+
+def environment(**extra):
+    """The environment of a `command` subprocess: this checkout importable, TensorFlow's logs off."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), **extra}

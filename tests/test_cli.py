@@ -5,24 +5,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import command, environment
 from maco_keras import cli, presets, results
 
 SMALL = ["--steps", "3", "--image-size", "40", "--crops", "2", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +22,6 @@ def tiny_run(tmp_path_factory, saved_model):
     out = tmp_path_factory.mktemp("run") / "run"
     assert cli.main(["visualize", str(saved_model), "--out", str(out), "--units", "0-3,7", "--batch", "2", *SMALL]) == 0
     return out
-
-
-def _command(*args):
-    return [sys.executable, "-m", "maco_keras", *map(str, args)]
-
-
-def _environment():
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
 
 
 def _unit_snapshot(folder, units):
@@ -97,7 +81,7 @@ def test_sigkill_then_rerun_keeps_the_first_batch_untouched(saved_model, tmp_pat
     folder = tmp_path / "run"
     args = ["visualize", saved_model, "--out", folder, "--units", "0-7", "--batch", "2", "--steps", "40",
             "--image-size", "40", "--crops", "2", "--quiet"]
-    process = subprocess.Popen(_command(*args), env=_environment(), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command(*args), env=environment(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     first_batch = [folder / relative for unit in (0, 1) for relative in results.unit_files(unit).values()]
     deadline = time.monotonic() + 120
@@ -112,7 +96,7 @@ def test_sigkill_then_rerun_keeps_the_first_batch_untouched(saved_model, tmp_pat
     unfinished = [unit for unit in range(8) if not results.unit_is_finished(folder, unit)]
     assert unfinished, "the run finished before the kill: the test proved nothing"
     kept = _unit_snapshot(folder, [0, 1])
-    rerun = subprocess.run(_command(*args), env=_environment(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(command(*args), env=environment(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "2 of 8 units already in" in rerun.stdout or "3 of 8" in rerun.stdout
     assert _unit_snapshot(folder, [0, 1]) == kept
@@ -122,8 +106,8 @@ def test_sigkill_then_rerun_keeps_the_first_batch_untouched(saved_model, tmp_pat
 
 def test_two_shards_share_one_folder(saved_model, tmp_path):
     folder = tmp_path / "run"
-    processes = [subprocess.Popen(_command("visualize", saved_model, "--out", folder, "--units", "all", "--batch", "2",
-                                           "--shard", f"{index}/2", *SMALL), env=_environment(),
+    processes = [subprocess.Popen(command("visualize", saved_model, "--out", folder, "--units", "all", "--batch", "2",
+                                           "--shard", f"{index}/2", *SMALL), env=environment(),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
     for process in processes:
         _, stderr = process.communicate(timeout=300)
@@ -141,7 +125,7 @@ def test_three_shards_one_killed_then_resumed(saved_model, tmp_path):
     def shard(index):
         args = ["visualize", saved_model, "--out", folder, "--units", "0-9", "--batch", "1", "--shard", f"{index}/3",
                 "--steps", "40", "--image-size", "40", "--crops", "2", "--quiet"]
-        return subprocess.Popen(_command(*args), env=_environment(),
+        return subprocess.Popen(command(*args), env=environment(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     slow = shard(2)  # units 2, 5, 8: killed after its first
@@ -235,7 +219,7 @@ def test_bad_input_is_one_error_line_and_exit_2(argv, message, saved_model, tiny
 
 
 def test_the_installed_command_prints_one_line(tmp_path):
-    result = subprocess.run(_command("visualize", tmp_path / "missing.keras"), env=_environment(),
+    result = subprocess.run(command("visualize", tmp_path / "missing.keras"), env=environment(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

@@ -21,26 +21,11 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import REPO, build_tiny_model
+from conftest import build_tiny_model, command, environment
 from maco_keras import cli, results, storage
 
 SMALL = ["--steps", "3", "--image-size", "40", "--crops", "2", "--quiet"]
 UNITS = [0, 1, 2, 3, 7]
-
-
-def _command(*args):
-    return [sys.executable, "-m", "maco_keras", *map(str, args)]
-
-
-def _environment(**extra):
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), **extra}
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +152,7 @@ def test_atlas_in_a_folder_without_write_permission(reference, tmp_path):
         if path.is_dir():
             path.chmod(0o555)
     try:
-        result = subprocess.run(_command("atlas", folder), env=_environment(), capture_output=True, text=True)
+        result = subprocess.run(command("atlas", folder), env=environment(), capture_output=True, text=True)
     finally:
         for path in [folder, *folder.rglob("*")]:
             if path.is_dir():
@@ -194,7 +179,7 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
     clean = tmp_path / "clean"
     started = time.monotonic()
     slow = ["--batch", "1", "--steps", "300", "--crops", "8"]  # ~0.8 s per unit after the first: kills land between
-    process = subprocess.Popen(_command(*_visualize(saved_model, clean, *slow)), env=_environment(),
+    process = subprocess.Popen(command(*_visualize(saved_model, clean, *slow)), env=environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = None  # when its first unit is in: before, TensorFlow's import, the model's load and the trace
     while process.poll() is None:
@@ -209,8 +194,8 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
     moments = []
     for index in range(5):  # each kill in a folder of its own, then its resume
         folder = tmp_path / f"run_{index}"
-        argv = _command(*_visualize(saved_model, folder, *slow))
-        process = subprocess.Popen(argv, env=_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        argv = command(*_visualize(saved_model, folder, *slow))
+        process = subprocess.Popen(argv, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         started = time.monotonic()
         # One moment in five before the first unit (the start, the manifest), the others while units are written.
         moment = draw.uniform(0.5 * first, first) if draw.random() < 0.2 else draw.uniform(first, duration)
@@ -221,7 +206,7 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
         process.wait()
         process.stderr.close()
         moments.append((round(moment, 1), process.returncode, len(list(folder.glob("units/*.json")))))
-        finished = subprocess.run(argv, env=_environment(), capture_output=True, text=True, timeout=300)
+        finished = subprocess.run(argv, env=environment(), capture_output=True, text=True, timeout=300)
         assert finished.returncode == 0, finished.stderr[-2000:]
         assert_intact(folder, UNITS)
         for unit in UNITS:
@@ -240,8 +225,8 @@ INTERRUPTIBLE = ("import signal, sys\n"
 
 def test_sigint_is_one_line_exit_130_and_resumes(saved_model, reference, tmp_path):
     folder = tmp_path / "run"
-    argv = _command(*_visualize(saved_model, folder, "--batch", "1", "--steps", "200"))
-    process = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, *argv[3:]], env=_environment(),
+    argv = command(*_visualize(saved_model, folder, "--batch", "1", "--steps", "200"))
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPTIBLE, *argv[3:]], env=environment(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (folder / "units" / "unit_0.json").exists():
@@ -256,7 +241,7 @@ def test_sigint_is_one_line_exit_130_and_resumes(saved_model, reference, tmp_pat
     kept = int(line.split("; ")[1].split()[0])
     assert kept >= 1 and len(results.RunFolder(folder).verify()["done"]) == kept
     assert not list(folder.rglob("*.tmp"))
-    finished = subprocess.run(argv, env=_environment(), capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(argv, env=environment(), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert f"{kept} of 5 units already in" in finished.stdout
     assert_intact(folder, UNITS)
@@ -320,7 +305,7 @@ def test_two_runs_with_different_steps_started_together_one_is_refused(saved_mod
     folder = tmp_path / "run"
     processes = [subprocess.Popen([sys.executable, "-c", DELAYED, "visualize", str(saved_model), "--out", str(folder),
                                    "--units", "0-1", "--image-size", "40", "--crops", "2", "--quiet", "--steps", steps],
-                                  env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for steps in ("8", "4")]
     outcomes = [process.communicate(timeout=300) + (process.returncode,) for process in processes]
     codes = sorted(code for _, _, code in outcomes)
@@ -381,8 +366,8 @@ def test_a_nan_logit_on_the_torch_backend_fails_alone(tmp_path):
     path = tmp_path / "nan_bias.keras"
     model.save(path)
     folder = tmp_path / "run"
-    result = subprocess.run(_command("visualize", path, "--out", folder, "--units", "0-5", "--batch", "6",
-                                     "--backend", "torch", *SMALL), env=_environment(), capture_output=True,
+    result = subprocess.run(command("visualize", path, "--out", folder, "--units", "0-5", "--batch", "6",
+                                     "--backend", "torch", *SMALL), env=environment(), capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == cli.EXIT_UNITS_FAILED, result.stderr[-3000:]
     line = _one_line(result.stderr)

@@ -11,25 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, build_tiny_model
+from conftest import build_tiny_model, command, environment
 from maco_keras import cli, results, storage
 
 SMALL = ["--steps", "3", "--image-size", "40", "--crops", "2", "--quiet"]
-
-
-def _command(*args):
-    return [sys.executable, "-m", "maco_keras", *map(str, args)]
-
-
-def _environment(**extra):
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO), **extra}
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, tiny_model):
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    tiny_model.save(path)
-    return path
 
 
 # Any import of a framework fails: what the command line checks before importing one must not need it.
@@ -61,7 +46,7 @@ NO_FRAMEWORKS = ("import sys\n"
 ])
 def test_bad_input_is_one_line_before_any_framework_import(argv, message, saved_model, tmp_path):
     argv = [part.format(tmp=tmp_path, model=saved_model) for part in argv]
-    result = subprocess.run([sys.executable, "-c", NO_FRAMEWORKS, *argv], env=_environment(), capture_output=True,
+    result = subprocess.run([sys.executable, "-c", NO_FRAMEWORKS, *argv], env=environment(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
@@ -69,7 +54,7 @@ def test_bad_input_is_one_line_before_any_framework_import(argv, message, saved_
 
 
 def test_version_and_the_frameworks_stay_unimported():
-    result = subprocess.run([sys.executable, "-c", NO_FRAMEWORKS, "--version"], env=_environment(),
+    result = subprocess.run([sys.executable, "-c", NO_FRAMEWORKS, "--version"], env=environment(),
                             capture_output=True, text=True, timeout=60)
     from maco_keras import __version__
 
@@ -104,14 +89,14 @@ def test_layers_of_a_nested_model(tmp_path, capsys):
 def test_piped_output_is_plain_lines(saved_model, tmp_path):
     """No --quiet, output to a pipe: no step bar, so no escape sequence and no carriage return."""
     folder = tmp_path / "run"
-    result = subprocess.run(_command("visualize", saved_model, "--out", folder, "--units", "0-1", "--steps", "3",
-                                     "--image-size", "40", "--crops", "2"), env=_environment(), capture_output=True,
+    result = subprocess.run(command("visualize", saved_model, "--out", folder, "--units", "0-1", "--steps", "3",
+                                     "--image-size", "40", "--crops", "2"), env=environment(), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for stream in (result.stdout, result.stderr):
         assert "\x1b" not in stream and "\r" not in stream
     assert "0 of 2 units already in" in result.stdout and "mean of the batch's units" in result.stdout
-    atlas = subprocess.run(_command("atlas", folder), env=_environment(), capture_output=True, text=True, timeout=300)
+    atlas = subprocess.run(command("atlas", folder), env=environment(), capture_output=True, text=True, timeout=300)
     assert atlas.returncode == 0 and "\x1b" not in atlas.stdout + atlas.stderr and "\r" not in atlas.stdout
 
 
@@ -123,8 +108,8 @@ def test_a_moved_folder_resumes_and_builds_its_atlas_with_examples(saved_model, 
     shutil.copy(saved_model, model)
     first = tmp_path / "a" / "run"
     relative = os.path.relpath(model, tmp_path)
-    result = subprocess.run(_command("visualize", relative, "--out", first, "--units", "0", *SMALL),
-                            env=_environment(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    result = subprocess.run(command("visualize", relative, "--out", first, "--units", "0", *SMALL),
+                            env=environment(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((first / results.MANIFEST).read_text())
     assert manifest["model"] == relative and manifest["model_path"] == str(model.resolve())
@@ -138,7 +123,7 @@ def test_a_moved_folder_resumes_and_builds_its_atlas_with_examples(saved_model, 
         shutil.copy(path, images)
     elsewhere = tmp_path / "c"
     elsewhere.mkdir()
-    result = subprocess.run(_command("atlas", moved, "--examples", images, "--top", "2"), env=_environment(),
+    result = subprocess.run(command("atlas", moved, "--examples", images, "--top", "2"), env=environment(),
                             capture_output=True, text=True, cwd=elsewhere, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (moved / "index.html").is_file() and list((moved / "examples").glob("example_*.jpg"))
