@@ -23,6 +23,7 @@ _EXPORTS = {
     "FourierImage": "parameterization",
     "PixelImage": "parameterization",
     "LoopSettings": "optimization",
+    "RunOptions": "optimization",
     "PRESETS": "presets",
     "Ramp": "core.config",
     "MacoConfig": "core.config",

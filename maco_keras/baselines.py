@@ -6,15 +6,15 @@ and a per-image min-max stretch after the sigmoid. They run on the same compiled
 crops and noise code as `maco`, with the same call shape and return values.
 """
 
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import keras
-import tensorflow as tf
 
 from . import augmentation as augmentation_lib
 from . import parameterization as parameterization_lib
 from . import engine
 from . import optimization
+from .core.config import MacoConfig
 
 # Xplique's `generate_standard_transformations` as boxes: pad 4u, jitters 2u, 2u, 4u, 4u,
 # 4u, rescale in [0.92, 0.96], jitters u, u, left-right flip, with u = 1/16 of the side.
@@ -38,66 +38,59 @@ def _augmentation(transforms):
     raise ValueError(f"`transforms` must be 'standard', 'none' or an Augmentation, got {transforms!r}.")
 
 
-def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps: int = 256,
-            image_size: Union[int, Tuple[int, int]] = 512, crops: int = 32,
-            transforms: Union[str, augmentation_lib.Augmentation] = "standard", noise: float = 0.0,
-            learning_rate: float = 0.05, optimizer: Optional[keras.optimizers.Optimizer] = None,
-            values_range: Tuple[float, float] = (-1.0, 1.0), decay_power: float = 0.85, std: float = 0.01,
-            seed: Optional[int] = None, jit_compile: bool = False, verbose: bool = True,
-            input_shape: Optional[Tuple[int, int, int]] = None, return_visualization: bool = False,
-            strategy: Optional[tf.distribute.Strategy] = None, crop_chunk: Optional[int] = None,
-            batch_size: Optional[int] = None, relu_redirect_steps: int = 0,
-            snapshot_steps: Sequence[int] = ()):
+BASELINE = MacoConfig(steps=256, crop_scale=0.5, noise=0.0, learning_rate=0.05, coarse_to_fine=0.0, contrast=1.0)
+"""The baselines' configuration (Xplique's `optimize`): 256 steps, 32 crops, Adam's rate 0.05, no noise.
+Their crop scale is the transforms' (0.5 of the side for "standard", the whole image for "none")."""
+
+
+def _run(objective, units, config, settings, *, transforms, optimizer, make_images, cache, image_key):
+    augmentation, scale = _augmentation(transforms)
+    if "crop_scale" in settings:
+        raise ValueError(f"expected the crop scale from `transforms` (the baselines' own), received: "
+                         f"crop_scale={settings['crop_scale']!r}")
+    config, options = optimization.split_settings(config, settings, BASELINE)
+    loop_settings = optimization.LoopSettings.of(
+        config.replace(crop_scale=scale), options, augmentation=augmentation,
+        optimizer=keras.optimizers.Adam() if optimizer is None else optimizer,
+        optimizer_rate=optimizer is not None and "learning_rate" not in settings)
+    return engine.run_method(objective, units, loop_settings, make_images=make_images, cache=cache,
+                             image_key=image_key)
+
+
+def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, config: Optional[MacoConfig] = None,
+            transforms: Union[str, augmentation_lib.Augmentation] = "standard", decay_power: float = 0.85,
+            std: float = 0.01, optimizer: Optional[keras.optimizers.Optimizer] = None, **settings):
     """Olah et al.'s Fourier feature visualization (the paper's "Fourier" baseline).
 
     Args:
+        config: a `MacoConfig` (default `BASELINE`: 256 steps, 32 crops, Adam at 0.05, no
+            noise, a random seed); its contrast, coarse to fine and MACO-only fields do not apply.
         transforms: "standard" (Lucid/Xplique's transformations), "none" (the whole image
             resized: the "- augmentations" ablation) or an `Augmentation`.
-        noise: U(-a, a) noise amplitude as a fraction of the `values_range` span (default 0).
-        learning_rate: Adam learning rate (Xplique's 0.05); ignored if `optimizer` is given.
         decay_power, std: see `FourierImage`.
-        The other arguments (`strategy`, `crop_chunk`, `batch_size`, `relu_redirect_steps`,
-        `snapshot_steps` included) and the return value are `maco`'s.
+        optimizer: a Keras optimizer instead of Adam; it keeps its own rate unless
+            `learning_rate` is given.
+        **settings: fields of `MacoConfig` (`steps`, `image_size`, `crops`, `noise` as a
+            fraction of the `values_range` span, `learning_rate`, `values_range`, `seed`,
+            `relu_redirect_steps`) and `RunOptions`, as for `maco`; the return value is `maco`'s.
     """
-    augmentation, scale = _augmentation(transforms)
-
     def make_images(num_images, size, channels, values_range, seed):
         return parameterization_lib.FourierImage(num_images, size, channels, values_range, seed,
                                                  decay_power=decay_power, std=std)
 
-    return engine.run_method(
-        objective, units, input_shape, make_images=make_images, cache=_FOURIER, image_key=(decay_power, std),
-        steps=steps, image_size=image_size, crops=crops, crop_scale=scale, noise=noise,
-        values_range=values_range, seed=seed, augmentation=augmentation,
-        optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
-        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
-        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size,
-        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps)
+    return _run(objective, units, config, settings, transforms=transforms, optimizer=optimizer,
+                make_images=make_images, cache=_FOURIER, image_key=(decay_power, std))
 
 
-def pixel(objective, units: Optional[Union[int, Sequence[int]]] = None, *, steps: int = 256,
-          image_size: Union[int, Tuple[int, int]] = 512, crops: int = 32,
-          transforms: Union[str, augmentation_lib.Augmentation] = "standard", noise: float = 0.0,
-          learning_rate: float = 0.05, optimizer: Optional[keras.optimizers.Optimizer] = None,
-          values_range: Tuple[float, float] = (-1.0, 1.0), std: float = 0.01, seed: Optional[int] = None,
-          jit_compile: bool = False, verbose: bool = True, input_shape: Optional[Tuple[int, int, int]] = None,
-          return_visualization: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
-          crop_chunk: Optional[int] = None, batch_size: Optional[int] = None, relu_redirect_steps: int = 0,
-          snapshot_steps: Sequence[int] = ()):
+def pixel(objective, units: Optional[Union[int, Sequence[int]]] = None, *, config: Optional[MacoConfig] = None,
+          transforms: Union[str, augmentation_lib.Augmentation] = "standard", std: float = 0.01,
+          optimizer: Optional[keras.optimizers.Optimizer] = None, **settings):
     """Pixel-space feature visualization with the standard transformations (the paper's "CBR").
 
     Args: as `fourier`, without `decay_power`.
     """
-    augmentation, scale = _augmentation(transforms)
-
     def make_images(num_images, size, channels, values_range, seed):
         return parameterization_lib.PixelImage(num_images, size, channels, values_range, seed, std=std)
 
-    return engine.run_method(
-        objective, units, input_shape, make_images=make_images, cache=_PIXEL, image_key=(std,),
-        steps=steps, image_size=image_size, crops=crops, crop_scale=scale, noise=noise,
-        values_range=values_range, seed=seed, augmentation=augmentation,
-        optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(learning_rate),
-        jit_compile=jit_compile, verbose=verbose, return_visualization=return_visualization,
-        strategy=strategy, crop_chunk=crop_chunk, batch_size=batch_size,
-        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps)
+    return _run(objective, units, config, settings, transforms=transforms, optimizer=optimizer,
+                make_images=make_images, cache=_PIXEL, image_key=(std,))

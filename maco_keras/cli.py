@@ -383,7 +383,7 @@ class VisualizeJob:
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
                              f"received: --image-size={args.image_size}")
-        from .core.config import CONFIGS
+        from .core.config import CONFIGS, TENSORFLOW_ONLY
 
         if args.preset is None:
             # maco's defaults; the baselines have no schedules, which manifests have always called "paper".
@@ -399,16 +399,17 @@ class VisualizeJob:
             from .core import draws as draws_lib
 
             draws = draws_lib.DRAWS
-            self.config = CONFIGS[args.preset].replace(steps=args.steps, image_size=args.image_size, crops=args.crops,
-                                                       values_range=self.values_range, seed=args.seed)
+        # maco's whole configuration, validated once: the run takes it, the manifest records it.
+        self.config = CONFIGS[args.preset].replace(
+            steps=args.steps, image_size=args.image_size, crops=args.crops, values_range=self.values_range,
+            seed=args.seed, relu_redirect_steps=args.relu_redirect_steps) if args.method == "maco" else None
         # What the unit pages show for the settings the manifest records as None (the preset's, the model file's).
         self.used = {"weights": args.weights if loaded.values_range is not None else "the model file's",
                      "crop_chunk": args.crops}  # None: every crop of a step at once
-        if args.method == "maco":
-            used = CONFIGS[args.preset].replace(steps=args.steps, image_size=args.image_size, crops=args.crops,
-                                                values_range=self.values_range, seed=args.seed).to_json()
-            self.used.update({key: value for key, value in used.items() if key not in ("steps", "image_size", "crops",
-                                                                                    "values_range", "seed")})
+        if self.config is not None:
+            self.used.update({key: value for key, value in self.config.to_json().items()
+                              if key not in ("steps", "image_size", "crops", "values_range", "seed")
+                              and key not in TENSORFLOW_ONLY})
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
@@ -432,6 +433,8 @@ class VisualizeJob:
             run.mine = results.shard_units(run.units, *self.shard)
             description = {**run.description(loaded.source, settings), "model_digest": self.model_digest,
                            "used": self.used}
+            if self.config is not None:
+                description["config"] = self.config.to_json()  # the whole configuration the run takes
             if self.model_path is not None:
                 description["model_path"] = self.model_path
             run.manifest = run.folder.open(description, run.mine, self.shard)
@@ -473,16 +476,16 @@ class VisualizeJob:
                 if getattr(self, "visualizer", None) is None:  # one per job: its compiled runs serve every batch
                     self.visualizer = maco_keras.Visualizer(self.model, self.config, verbose=self._show_progress())
                 return self.visualizer(layer.objective(batch)), {}
-            from maco_keras import baselines, presets
+            from maco_keras import baselines
 
-            method = {"maco": maco_keras.maco, "fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
-            # The preset's schedules; its steps are --steps' default and --crops stays the user's.
-            preset = presets.schedules(args.preset) if args.method == "maco" else {}
-            return method(
-                layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
-                values_range=self.values_range, seed=args.seed, verbose=self._show_progress(),
-                strategy=self.strategy, crop_chunk=args.crop_chunk, relu_redirect_steps=args.relu_redirect_steps,
-                return_visualization=True, **preset), {}
+            options = dict(verbose=self._show_progress(), strategy=self.strategy, crop_chunk=args.crop_chunk,
+                           return_visualization=True)
+            if self.config is not None:
+                return maco_keras.maco(layer.objective(batch), config=self.config, **options), {}
+            method = {"fourier": baselines.fourier, "pixel": baselines.pixel}[args.method]
+            return method(layer.objective(batch), steps=args.steps, image_size=args.image_size, crops=args.crops,
+                          values_range=self.values_range, seed=args.seed,
+                          relu_redirect_steps=args.relu_redirect_steps, **options), {}
         except NonFiniteError as error:
             if error.unit_steps:  # frozen units named; the others ran to the end
                 failed = {index: f"non-finite score or gradient at step {error.unit_steps[name]}"

@@ -5,16 +5,15 @@ choose a parameterization, an augmentation and an optimizer, and reuse the
 parameterization between calls so that its compiled loop is reused too.
 """
 
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
 import keras
-import tensorflow as tf
 
 from . import augmentation as augmentation_lib
 from . import objective as objective_lib
 from . import optimization
 from . import parameterization as parameterization_lib
-from . import validation
+from .core.config import CONFIGS, MacoConfig
 
 
 def check_image_size(compiled, image_size, name="image_size"):
@@ -58,28 +57,19 @@ def run(parameterization, compiled, settings):
     return loop.run(settings, compiled.masks, compiled.multipliers)
 
 
+VISUALIZE_DEFAULTS = CONFIGS["paper"]
+"""`visualize`'s configuration when none is given: the paper's steps, crops and schedules."""
+
+
 def visualize(
     objective,
     parameterization: parameterization_lib.ImageParameterization,
     *,
     units: Optional[Union[int, Sequence[int]]] = None,
-    input_shape: Optional[Tuple[int, int, int]] = None,
+    config: Optional[MacoConfig] = None,
     augmentation: Optional[augmentation_lib.Augmentation] = None,
     optimizer: Optional[keras.optimizers.Optimizer] = None,
-    steps: int = 256,
-    crops: int = 32,
-    crop_scale: Union[float, Callable[[int], float], Sequence[float]] = 0.25,
-    noise: Union[float, Callable[[int], float], Sequence[float]] = 0.1,
-    seed: Optional[int] = None,
-    strategy: Optional[tf.distribute.Strategy] = None,
-    crop_chunk: Optional[int] = None,
-    relu_redirect_steps: int = 0,
-    jit_compile: bool = False,
-    verbose: bool = True,
-    return_visualization: bool = False,
-    snapshot_steps: Sequence[int] = (),
-    learning_rate=None,
-    coarse_to_fine: float = 0.0,
+    **settings,
 ):
     """Optimizes the images of any parameterization for an objective, with any augmentation.
 
@@ -87,7 +77,7 @@ def visualize(
     made from trainable weights (MACO's `MacoImage`, `FourierImage`, `PixelImage`, or
     your own `ImageParameterization` subclass). Each step draws `crops` crops of every
     image (see `Augmentation`), scores them and takes one optimizer step; the whole run
-    is one compiled loop, traced once per configuration and reused.
+    is one compiled loop, traced once per configuration and kept by the parameterization.
 
     Args:
         objective: an Xplique `Objective` (any composition), a Keras model with `units`,
@@ -96,23 +86,17 @@ def visualize(
             number of objectives), at least as large as the model input, with the
             model's channels and input range (`values_range`). Built under
             `strategy.scope()` when a strategy is given. Its `reset(seed)` starts each run.
-        units, input_shape: see `maco`.
-        augmentation: an `Augmentation` (default: MACO's, crops of N(0.25, 0.1) of the area).
-        optimizer: a Keras optimizer, used as a configuration (default: NAdam, lr 1.0).
-        steps: optimization steps (default 256).
-        crops: crops per image per step (default 32).
-        crop_scale: mean crop size as a fraction of the image (default 0.25); a number, a
-            callable `step -> number` or one number per step.
-        noise: amplitude of the U(-a, a) noise as a fraction of the parameterization's
-            `values_range` span (default 0.1); same forms.
-        seed: int; the same seed gives the same images (default None: random).
-        learning_rate: the optimizer's learning rate at each step (same forms as
-            `crop_scale`, e.g. `Ramp(1.0, 0.1, "cosine")`); default None: the optimizer's own.
-        coarse_to_fine: fraction of the steps over which the updated frequencies widen
-            from the lowest to all (default 0: all from the start); needs a
-            parameterization of frequencies (`MacoImage`). See `maco`.
-        strategy, crop_chunk, relu_redirect_steps, jit_compile, verbose,
-            return_visualization, snapshot_steps: see `maco`.
+        units: see `maco`.
+        config: a `MacoConfig` (default `VISUALIZE_DEFAULTS`, the paper's 256 steps, 32
+            crops of 0.25 of the area, noise 0.1, learning rate 1.0, with a random seed).
+            Its `image_size` and `values_range` are the parameterization's.
+        augmentation: an `Augmentation` (default: MACO's, from the configuration).
+        optimizer: a Keras optimizer, used as a configuration (default: NAdam). Given
+            without a `learning_rate` setting, it keeps its own rate.
+        **settings: fields of `MacoConfig` overriding `config`'s (`steps`, `crops`,
+            `crop_scale`, `noise`, `learning_rate`, `coarse_to_fine`, `seed`, ...), and
+            `RunOptions` (`strategy`, `crop_chunk`, `jit_compile`, `verbose`,
+            `snapshot_steps`, `return_visualization`, `input_shape`).
 
     Returns:
         (images, transparency), float32 arrays (N, H, W, C), or the `Visualization`.
@@ -125,31 +109,27 @@ def visualize(
     if not isinstance(parameterization, parameterization_lib.ImageParameterization):
         raise TypeError(f"expected a maco_keras.ImageParameterization, received: "
                         f"parameterization={type(parameterization).__name__}")
-    low, high = parameterization.values_range
-    # Noise is given as a fraction of the input range: in model units it scales with the span.
-    uniform = optimization.schedule("noise", noise, validation.positive_int("steps", steps)) * (high - low)
-    settings = optimization.LoopSettings.make(
-        steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=uniform, augmentation=augmentation,
-        optimizer=optimizer, jit_compile=jit_compile, verbose=verbose, strategy=strategy, crop_chunk=crop_chunk,
-        relu_redirect_steps=relu_redirect_steps, snapshot_steps=snapshot_steps, learning_rate=learning_rate,
-        coarse_to_fine=coarse_to_fine)
-    if settings.frequency_cutoffs is not None:
+    config, options = optimization.split_settings(config, settings, VISUALIZE_DEFAULTS)
+    # Noise is a fraction of the input range: in model units it scales with the parameterization's span.
+    config = config.replace(image_size=parameterization.image_size, values_range=parameterization.values_range)
+    loop_settings = optimization.LoopSettings.of(
+        config, options, augmentation=augmentation, optimizer=optimizer,
+        optimizer_rate=optimizer is not None and "learning_rate" not in settings)
+    if loop_settings.frequency_cutoffs is not None:
         optimization.frequency_radii(parameterization)  # its error, before the objective is compiled
-    compiled = compile_for(objective, units, input_shape, parameterization.image_size,
-                           redirect_relu=relu_redirect_steps > 0)
-    visualization = run(parameterization, compiled, settings)
-    if return_visualization:
+    compiled = compile_for(objective, units, options.input_shape, parameterization.image_size,
+                           redirect_relu=config.relu_redirect_steps > 0)
+    visualization = run(parameterization, compiled, loop_settings)
+    if options.return_visualization:
         return visualization
     return visualization.images, visualization.transparency
 
 
-def run_method(objective, units, input_shape, *, make_images, cache, steps, image_size, crops, crop_scale, noise,
-               values_range, seed, augmentation, optimizer, jit_compile, verbose, return_visualization,
-               prepare=None, image_key=(), strategy=None, crop_chunk=None, batch_size=None, relu_redirect_steps=0,
-               snapshot_steps=(), learning_rate=None, coarse_to_fine=0.0):
-    """What the presets (`maco`, `fourier`, `pixel`) share: validate, compile, reuse a parameterization, `visualize`.
+def run_method(objective, units, settings, *, make_images, cache, prepare=None, image_key=()):
+    """What the presets (`maco`, `fourier`, `pixel`) share: compile, reuse a parameterization, run each batch.
 
     Args:
+        settings: the run's `optimization.LoopSettings` (validated: nothing is compiled before).
         make_images: `(num_images, image_size, channels, values_range, seed) -> ImageParameterization`.
         cache: the preset's `optimization.ParameterizationCache`.
         prepare: optional `(compiled, image_size) -> callable(images, start, stop)`, run
@@ -158,41 +138,27 @@ def run_method(objective, units, input_shape, *, make_images, cache, steps, imag
             start to stop.
         image_key: the preset's own settings that change its parameterization (part of
             the reuse key).
-        batch_size: objectives optimized together (default: all N); memory grows with it.
-        The other arguments are `maco`'s.
     """
-    seed = validation.seed(seed)
-    size = validation.image_size("image_size", image_size)
-    low, high = validation.values_range(values_range)
-    # Everything the loop takes is validated here, before the objective is compiled.
-    optimization.LoopSettings.make(
-        steps=steps, crops=crops, seed=seed, crop_scale=crop_scale, uniform_noise=optimization.schedule(
-            "noise", noise, validation.positive_int("steps", steps)), augmentation=augmentation, optimizer=optimizer,
-        strategy=strategy, crop_chunk=crop_chunk, relu_redirect_steps=relu_redirect_steps,
-        snapshot_steps=snapshot_steps, learning_rate=learning_rate, coarse_to_fine=coarse_to_fine)
-    if batch_size is not None:
-        batch_size = validation.positive_int("batch_size", batch_size)
-    compiled = compile_for(objective, units, input_shape, size, redirect_relu=relu_redirect_steps > 0)
+    config, options = settings.config, settings.options
+    size, values_range = config.image_size, config.values_range
+    compiled = compile_for(objective, units, options.input_shape, size, redirect_relu=config.relu_redirect_steps > 0)
     channels = compiled.input_shape[-1]
     load = prepare(compiled, size) if prepare is not None else None
-    scope = optimization.resolve_strategy(strategy).scope
+    scope = optimization.resolve_strategy(options.strategy).scope
+    batches = [compiled] if options.batch_size is None else compiled.batches(options.batch_size)
     visualizations, start = [], 0
-    for batch in ([compiled] if batch_size is None else compiled.batches(batch_size)):
+    for batch in batches:
         def build(batch=batch):
             with scope():
-                return make_images(batch.num_objectives, size, channels, (low, high), seed)
+                return make_images(batch.num_objectives, size, channels, values_range, config.seed)
 
-        images = cache.get((batch.num_objectives, size, channels, (low, high), tuple(image_key), id(strategy)), build)
+        images = cache.get((batch.num_objectives, size, channels, values_range, tuple(image_key), options.strategy),
+                           build)
         if load is not None:
             load(images, start, start + batch.num_objectives)
         start += batch.num_objectives
-        visualizations.append(visualize(
-            batch, images, augmentation=augmentation, optimizer=optimizer, steps=steps, crops=crops,
-            crop_scale=crop_scale, noise=noise, seed=seed, strategy=strategy, crop_chunk=crop_chunk,
-            relu_redirect_steps=relu_redirect_steps, jit_compile=jit_compile, verbose=verbose,
-            return_visualization=True, snapshot_steps=snapshot_steps, learning_rate=learning_rate,
-            coarse_to_fine=coarse_to_fine))
+        visualizations.append(run(images, batch, settings))
     visualization = optimization.Visualization.concatenate(visualizations)
-    if return_visualization:
+    if options.return_visualization:
         return visualization
     return visualization.images, visualization.transparency

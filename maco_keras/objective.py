@@ -143,6 +143,21 @@ def _is_layer_mean(func):
     return getattr(func, "__qualname__", "") in _LAYER_MEAN_REDUCERS or getattr(func, "reports_layer_mean", False)
 
 
+class Identity:
+    """A key part that is one object (equal only to itself), holding it so that it stays that object."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, Identity) and other.value is self.value
+
+    def __hash__(self):
+        return object.__hash__(self.value)
+
+
 def _hashable(value):
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(item) for item in value)
@@ -152,7 +167,7 @@ def _hashable(value):
         hash(value)
         return value
     except TypeError:
-        return ("id", id(value))
+        return Identity(value)
 
 
 def function_key(func):
@@ -163,7 +178,7 @@ def function_key(func):
     """
     code = getattr(func, "__code__", None)
     if code is None:
-        return ("id", id(func))
+        return Identity(func)
     cells = tuple(_hashable(cell.cell_contents) for cell in (func.__closure__ or ()))
     return (code, cells)
 
@@ -188,7 +203,7 @@ def _feature_model(model, outputs, redirect_relu=False):
     objective holds `taps.Tap`s (layers by path, inside nested models or subclassed layers), the model
     with those layers' outputs captured during its forward pass."""
     per_model = _FEATURE_MODELS.setdefault(model, {})
-    key = (tuple(id(output) for output in outputs), redirect_relu)
+    key = (tuple(Identity(output) for output in outputs), redirect_relu)
     if key in per_model:
         return per_model[key]
     if any(isinstance(output, taps.Tap) for output in outputs):
@@ -230,7 +245,7 @@ def _from_xplique(objective, redirect_relu=False):
     input_shape = taps.image_input_shape(objective.model)
     model = _feature_model(objective.model, objective.layers, redirect_relu)
     funcs = list(objective.funcs)
-    key = ("xplique", id(model), tuple(function_key(f) for f in funcs), tuple(m.shape[1:] for m in masks), len(names))
+    key = ("xplique", Identity(model), tuple(function_key(f) for f in funcs), tuple(m.shape[1:] for m in masks), len(names))
     return CompiledObjective(model, funcs, masks, np.asarray(objective.multipliers, np.float32), names, input_shape, key)
 
 
@@ -297,7 +312,7 @@ def compile_objective(objective, units=None, input_shape=None, redirect_relu=Fal
 
         num_objectives = 1 if unit_list is None else len(unit_list)
         names = ["callable"] if unit_list is None else [f"callable#{unit}" for unit in unit_list]
-        key = ("callable", id(objective), tuple(unit_list or ()))
+        key = ("callable", Identity(objective), tuple(unit_list or ()))
         masks = [np.eye(num_objectives, dtype=np.float32)]
         return CompiledObjective(model, [_select], masks, np.ones((1,), np.float32), names, shape, key)
     raise TypeError(

@@ -1,13 +1,16 @@
 """The compiled optimization loop shared by MACO and the baselines.
 
 One `OptimizationLoop` exists per (parameterization, objective structure, crops,
-augmentation, optimizer configuration, XLA flag). Its `tf.function` runs a whole chunk
+augmentation, optimizer configuration, XLA flag), and the parameterization holds it
+(`loops_of`): compiled state goes with the object the caller holds. Its `tf.function` runs a whole chunk
 of steps in a `tf.while_loop`; everything that may change between calls (seed, units'
 keys, masks, multipliers, per-step schedules) is a tensor argument with a fixed
 signature, so the loop is traced once and reused by every later call with the same
 shapes. Python runs once per chunk (to update the progress bar), never per step.
 
-The pieces, each on its own: `LoopSettings` (what a run asks for, validated), `steps.Step`
+The pieces, each on its own: `RunOptions` (how a run is carried out: strategy, chunks,
+XLA, progress), `LoopSettings` (a `MacoConfig`, the options, the augmentation and optimizer,
+and their per-step arrays), `steps.Step`
 (one step on every replica of a strategy), `chunks.CropChunks` (a replica's crops,
 `crop_chunk` at a time) and `OptimizationLoop` here (the run: state, compiled loop,
 progress, snapshots).
@@ -31,7 +34,7 @@ from . import parameterization as parameterization_lib
 from . import seeding
 from . import steps as steps_lib
 from . import validation
-from .core.config import Ramp, coarse_to_fine_cutoffs, schedule, snapshot_list  # noqa: F401
+from .core.config import MacoConfig, Ramp, coarse_to_fine_cutoffs, configure, schedule, snapshot_list  # noqa: F401
 from .core.outcome import NonFiniteError, Visualization  # noqa: F401
 
 
@@ -51,94 +54,152 @@ tf.get_logger().addFilter(_SeparateLoopsAreNotRetracing())
 
 
 @dataclasses.dataclass(frozen=True)
-class LoopSettings:
-    """Everything a run needs besides the images and the objective, validated, in one frozen object.
+class RunOptions:
+    """How TensorFlow's engine carries a run out, beside the `MacoConfig` that says what it computes.
 
-    Build it with `LoopSettings.make(...)`, which validates each field and turns the
-    schedules into per-step arrays.
+    None of these changes a unit's picture (XLA aside, which may change its last bits).
+    Validated when made; every entry point (`maco`, `fourier`, `pixel`, `visualize`) takes
+    them as keyword arguments beside the configuration's fields (`split_settings`).
 
     Attributes:
-        steps: optimization steps.
-        crops: K, crops per image per step.
-        seed: int; the initial weights and every augmentation derive from it.
-        crop_scales, uniform_noise, gaussian_noise: float32 arrays (steps,): the mean crop
-            scale, the U(-a, a) amplitude and the N(0, s) deviation (model input units).
+        strategy: a `tf.distribute.Strategy` sharing each step's crops (default None: one device).
+        crop_chunk: crops per image a replica processes at once (default None: all).
+        batch_size: objectives optimized together (default None: all).
+        jit_compile: compile the loop with XLA.
+        verbose: show a progress bar.
+        snapshot_steps: steps after which the images and transparency are also kept.
+        return_visualization: return the `Visualization` instead of (images, transparency).
+        input_shape: (h, w, C) of the model, for a callable objective.
+    """
+
+    strategy: Optional[tf.distribute.Strategy] = None
+    crop_chunk: Optional[int] = None
+    batch_size: Optional[int] = None
+    jit_compile: bool = False
+    verbose: bool = True
+    snapshot_steps: Tuple[int, ...] = ()
+    return_visualization: bool = False
+    input_shape: Optional[Tuple[int, ...]] = None
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        steps_lib.resolve_strategy(self.strategy)
+        for name in ("crop_chunk", "batch_size"):
+            if getattr(self, name) is not None:
+                set_(name, validation.positive_int(name, getattr(self, name)))
+        for name in ("jit_compile", "verbose", "return_visualization"):
+            set_(name, validation.boolean(name, getattr(self, name)))
+        try:
+            set_("snapshot_steps", tuple(self.snapshot_steps))
+        except TypeError:
+            raise ValueError(f"expected `snapshot_steps` to be a sequence of ints, received: "
+                             f"snapshot_steps={self.snapshot_steps!r}") from None
+        if self.input_shape is not None:
+            set_("input_shape", tuple(self.input_shape))
+
+
+CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(MacoConfig))
+OPTION_FIELDS = tuple(field.name for field in dataclasses.fields(RunOptions))
+
+
+def split_settings(config, settings, default=None):
+    """A run's keyword arguments as (`MacoConfig`, `RunOptions`): `config` (or `default`, else the "fast"
+    preset, with a random seed) with the fields among `settings`, and the options; anything else is an
+    error naming it."""
+    unknown = sorted(set(settings) - set(CONFIG_FIELDS) - set(OPTION_FIELDS))
+    if unknown:
+        raise TypeError(f"expected settings of MacoConfig ({', '.join(CONFIG_FIELDS)}) or RunOptions "
+                        f"({', '.join(OPTION_FIELDS)}), received: {', '.join(unknown)}")
+    options = RunOptions(**{name: settings[name] for name in OPTION_FIELDS if name in settings})
+    return configure(config, {name: settings[name] for name in CONFIG_FIELDS if name in settings}, default), options
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """What one compiled run takes besides the images and the objective: a `MacoConfig`, the `RunOptions`,
+    the augmentation and optimizer, and the per-step arrays they give.
+
+    Build it with `LoopSettings.of(config, options, ...)`.
+
+    Attributes:
+        config: the `MacoConfig` (steps, crops, seed, schedules...).
+        options: the `RunOptions` (strategy, crop_chunk, jit_compile, verbose, snapshots).
         augmentation: the static part of the augmentations.
         optimizer: a Keras optimizer, used as a configuration (each loop builds its own copy).
-        jit_compile: XLA.
-        verbose: progress bar.
-        strategy: a `tf.distribute.Strategy` or None (the current one).
-        crop_chunk: crops per image processed at once by a replica, or None (all).
-        relu_redirect_steps: for how many first steps redirected ReLUs pass gradients
-            through dead units (the objective must be compiled with `redirect_relu`).
-        snapshot_steps: sorted steps in [1, steps] after which the images and transparency
-            are kept (`Visualization.snapshots`); the loop pauses there, it is not retraced.
+        crop_scales, uniform_noise, gaussian_noise: float32 arrays (steps,): the mean crop
+            scale, the U(-a, a) amplitude and the N(0, s) deviation (model input units).
         learning_rates: float32 array (steps,) set as the optimizer's learning rate before
             each step, or None: the optimizer's own.
         frequency_cutoffs: float32 array (steps,), or None: at each step only the weights
             of frequencies whose radius (`spectrum.frequency_radius`) is at most the cutoff
             are updated (coarse to fine); None updates all.
+        snapshot_steps: sorted steps in [1, steps] after which the images and transparency
+            are kept (`Visualization.snapshots`); the loop pauses there, it is not retraced.
     """
 
-    steps: int
-    crops: int
-    seed: int
+    config: MacoConfig
+    options: RunOptions
+    augmentation: augmentation_lib.Augmentation
+    optimizer: keras.optimizers.Optimizer
     crop_scales: np.ndarray
     uniform_noise: np.ndarray
     gaussian_noise: np.ndarray
-    augmentation: augmentation_lib.Augmentation
-    optimizer: keras.optimizers.Optimizer
-    jit_compile: bool = False
-    verbose: bool = True
-    strategy: Optional[tf.distribute.Strategy] = None
-    crop_chunk: Optional[int] = None
-    relu_redirect_steps: int = 0
-    snapshot_steps: Tuple[int, ...] = ()
-    learning_rates: Optional[np.ndarray] = None
-    frequency_cutoffs: Optional[np.ndarray] = None
+    learning_rates: Optional[np.ndarray]
+    frequency_cutoffs: Optional[np.ndarray]
+    snapshot_steps: Tuple[int, ...]
 
     @classmethod
-    def make(cls, *, steps: int = 256, crops: int = 32, seed: Optional[int] = None, crop_scale=0.25,
-             uniform_noise=0.0, gaussian_noise=0.0, augmentation: Optional[augmentation_lib.Augmentation] = None,
-             optimizer: Optional[keras.optimizers.Optimizer] = None, jit_compile: bool = False,
-             verbose: bool = True, strategy: Optional[tf.distribute.Strategy] = None,
-             crop_chunk: Optional[int] = None, relu_redirect_steps: int = 0,
-             snapshot_steps=(), learning_rate=None, coarse_to_fine: float = 0.0) -> "LoopSettings":
-        """Validates the arguments (each error names its parameter) and builds the settings.
+    def of(cls, config: MacoConfig, options: Optional[RunOptions] = None, *,
+           augmentation: Optional[augmentation_lib.Augmentation] = None,
+           optimizer: Optional[keras.optimizers.Optimizer] = None, optimizer_rate: bool = False,
+           gaussian_noise=None) -> "LoopSettings":
+        """Checks what the configuration does not (the augmentation, the optimizer, the crops' split) and builds
+        the per-step arrays.
 
-        `crop_scale`, `uniform_noise`, `gaussian_noise` and `learning_rate` are numbers,
-        `Ramp`s, callables `step -> number` or sequences of `steps` numbers.
-        `learning_rate` None keeps the optimizer's own. `coarse_to_fine` in [0, 1]: the
-        fraction of the steps over which the frequency cutoff opens (0: off).
+        Args:
+            config: a `MacoConfig`.
+            options: `RunOptions` (default: all defaults).
+            augmentation: default: MACO's, from the configuration (`crop_scale_std`,
+                `crop_scale_of`, `antialias`).
+            optimizer: default NAdam; its rate is set to the configuration's learning rate at
+                every step, unless `optimizer_rate`: then the optimizer keeps its own.
+            gaussian_noise: None (0), or a schedule of N(0, s) deviations in model units
+                (Xplique's recipe, `xplique_compat`).
         """
-        steps = validation.positive_int("steps", steps)
-        crops = validation.positive_int("crops", crops)
-        seed = validation.seed(seed)
-        crop_scales = schedule("crop_scale", crop_scale, steps)
-        if np.any(crop_scales <= 0) or np.any(crop_scales > 1):
-            raise ValueError("`crop_scale` must be in (0, 1] (a fraction of the image's side or area) at every step.")
+        if not isinstance(config, MacoConfig):
+            raise TypeError(f"expected a maco_keras.MacoConfig, received: config={type(config).__name__}")
+        options = RunOptions() if options is None else options
         if augmentation is None:
-            augmentation = augmentation_lib.Augmentation(crop_scale_of="area")
+            augmentation = augmentation_lib.Augmentation(
+                crop_scale_std=config.crop_scale_std, crop_scale_of=config.crop_scale_of, antialias=config.antialias)
         if not isinstance(augmentation, augmentation_lib.Augmentation):
             raise TypeError(f"expected a maco_keras.Augmentation, received: augmentation={augmentation!r}")
         if optimizer is None:
-            optimizer = default_optimizer()
+            optimizer, optimizer_rate = default_optimizer(), False
         if not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise TypeError(f"`optimizer` must be a keras.optimizers.Optimizer, got {type(optimizer).__name__}.")
+            raise TypeError(f"expected a keras.optimizers.Optimizer, received: optimizer={type(optimizer).__name__}")
+        schedules = config.schedules()
         learning_rates = None
-        if learning_rate is not None:
+        if not optimizer_rate:
             if isinstance(getattr(optimizer, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule):
                 raise ValueError("expected an optimizer with a constant learning rate when `learning_rate` is given, "
                                  f"received: optimizer learning_rate={optimizer._learning_rate!r}")
-            learning_rates = schedule("learning_rate", learning_rate, steps)
-        frequency_cutoffs = coarse_to_fine_cutoffs(coarse_to_fine, steps)
-        steps_lib.split_crops(crops, steps_lib.resolve_strategy(strategy), crop_chunk)
-        if isinstance(relu_redirect_steps, bool) or not isinstance(relu_redirect_steps, int) or relu_redirect_steps < 0:
-            raise ValueError(f"expected an int >= 0, received: relu_redirect_steps={relu_redirect_steps!r}")
-        return cls(steps, crops, seed, crop_scales, schedule("uniform_noise", uniform_noise, steps),
-                   schedule("gaussian_noise", gaussian_noise, steps), augmentation, optimizer, bool(jit_compile),
-                   bool(verbose), strategy, crop_chunk, relu_redirect_steps, snapshot_list(snapshot_steps, steps),
-                   learning_rates, frequency_cutoffs)
+            learning_rates = schedules["learning_rate"]
+        steps_lib.split_crops(config.crops, steps_lib.resolve_strategy(options.strategy), options.crop_chunk)
+        gaussian = np.zeros((config.steps,), np.float32) if gaussian_noise is None else \
+            schedule("gaussian_noise", gaussian_noise, config.steps)
+        return cls(config, options, augmentation, optimizer, schedules["crop_scale"], schedules["noise"], gaussian,
+                   learning_rates, coarse_to_fine_cutoffs(config.coarse_to_fine, config.steps),
+                   snapshot_list(options.snapshot_steps, config.steps))
+
+    steps = property(lambda self: self.config.steps)
+    crops = property(lambda self: self.config.crops)
+    seed = property(lambda self: self.config.seed)
+    relu_redirect_steps = property(lambda self: self.config.relu_redirect_steps)
+    strategy = property(lambda self: self.options.strategy)
+    crop_chunk = property(lambda self: self.options.crop_chunk)
+    jit_compile = property(lambda self: self.options.jit_compile)
+    verbose = property(lambda self: self.options.verbose)
 
 
 def frequency_radii(parameterization):
@@ -340,32 +401,38 @@ class OptimizationLoop:
 # Where the strategy helpers were before `steps` held them.
 resolve_strategy, split_crops, is_tpu = steps_lib.resolve_strategy, steps_lib.split_crops, steps_lib.is_tpu
 
-_LOOPS = collections.OrderedDict()
 _MAX_LOOPS = 8
 
 
-def get_loop(parameterization, objective, settings):
-    """The cached `OptimizationLoop` for this parameterization, objective structure and settings.
+def loops_of(parameterization):
+    """The compiled loops built for `parameterization`, most recently used last: they belong to it (and go
+    with it), one per objective structure and loop configuration."""
+    # Kept outside Keras's attribute tracking: the loops hold variables that are not the layer's weights.
+    return parameterization.__dict__.setdefault("_maco_keras_loops", collections.OrderedDict())
 
-    Built on first use; `settings.optimizer` is used as a configuration (the loop builds
-    a fresh copy), so the same optimizer object may be passed to many calls.
+
+def get_loop(parameterization, objective, settings):
+    """The `OptimizationLoop` of this parameterization for this objective structure and settings.
+
+    Built on first use and kept by the parameterization; `settings.optimizer` is used as a
+    configuration (the loop builds a fresh copy), so the same optimizer object may be
+    passed to many calls.
     """
-    strategy_key = None if settings.strategy is None else id(settings.strategy)
-    key = (id(parameterization), objective.key, settings.crops, settings.augmentation,
-           optimizer_key(settings.optimizer), settings.jit_compile, strategy_key, settings.crop_chunk,
-           settings.relu_redirect_steps, settings.learning_rates is not None, settings.frequency_cutoffs is not None)
-    entry = _LOOPS.get(key)
-    if entry is not None and entry[0]() is parameterization:
-        _LOOPS.move_to_end(key)
-        loop = entry[1]
+    key = (objective.key, settings.crops, settings.augmentation, optimizer_key(settings.optimizer),
+           settings.jit_compile, settings.strategy, settings.crop_chunk, settings.relu_redirect_steps,
+           settings.learning_rates is not None, settings.frequency_cutoffs is not None)
+    loops = loops_of(parameterization)
+    loop = loops.get(key)
+    if loop is not None:
+        loops.move_to_end(key)
         loop.objective = objective  # same structure; carries this call's names
         return loop
     loop = OptimizationLoop(parameterization, objective, settings.crops, settings.augmentation, settings.optimizer,
                             settings.jit_compile, settings.strategy, settings.crop_chunk, settings.relu_redirect_steps,
                             settings.learning_rates is not None, settings.frequency_cutoffs is not None)
-    _LOOPS[key] = (weakref.ref(parameterization), loop)
-    while len(_LOOPS) > _MAX_LOOPS:
-        _LOOPS.popitem(last=False)
+    loops[key] = loop
+    while len(loops) > _MAX_LOOPS:
+        loops.popitem(last=False)
     return loop
 
 
@@ -393,18 +460,22 @@ class ParameterizationCache:
     def clear(self):
         self._entries.clear()
 
+    def values(self):
+        return list(self._entries.values())
+
 
 _PARAMETERIZATION_CACHES = weakref.WeakSet()
 
 
 def clear_cache():
-    """Forgets every cache: compiled loops, reused parameterizations and feature models."""
-    _LOOPS.clear()
+    """Forgets what the one-call functions keep between calls: their parameterizations (and with them their
+    compiled loops) and feature models. A parameterization of your own keeps its loops until it goes."""
     for cache in list(_PARAMETERIZATION_CACHES):
         cache.clear()
     objective_lib.clear_feature_models()
 
 
 def cached_loops():
-    """The compiled loops currently cached, most recently used last."""
-    return [entry[1] for entry in _LOOPS.values()]
+    """The compiled loops of the parameterizations the one-call functions keep (`maco`, `fourier`, `pixel`)."""
+    return [loop for cache in list(_PARAMETERIZATION_CACHES) for parameterization in cache.values()
+            for loop in loops_of(parameterization).values()]

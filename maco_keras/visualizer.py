@@ -25,7 +25,7 @@ from . import validation
 from .core import draws
 from .core import magnitude as magnitude_lib
 from .core import render
-from .core.config import CONFIGS, MacoConfig, Ramp, schedule
+from .core.config import CONFIGS, TENSORFLOW_ONLY, MacoConfig, configure
 from .core.outcome import NonFiniteError, Visualization
 from .core.plan import Plan
 
@@ -62,6 +62,10 @@ class Visualizer:
         config = CONFIGS["fast"] if config is None else config
         if not isinstance(config, MacoConfig):
             raise TypeError(f"expected a maco_keras.MacoConfig, received: config={type(config).__name__}")
+        if config.tensorflow_only():
+            changed = ", ".join(f"{name}={getattr(config, name)!r}" for name in config.tensorflow_only())
+            raise ValueError(f"expected a configuration a Visualizer runs on every backend, received: {changed} "
+                             "(TensorFlow's maco only)")
         self.model = model
         self.config = config
         self.backend = backends.current()
@@ -186,39 +190,22 @@ def maco(objective, units=None, *, config=None, **settings):
     if backends.current() == "tensorflow":
         from . import presets
 
-        if config is not None and not isinstance(config, MacoConfig):
-            raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(config).__name__}")
-        given = {} if config is None else {field.name: getattr(config, field.name)
-                                           for field in dataclasses.fields(config)}
-        if "optimizer" in settings and "learning_rate" not in settings:
-            given.pop("learning_rate", None)  # the caller's optimizer keeps its own rate
         if "devices" in settings:
             raise ValueError("expected devices only on JAX (TensorFlow shares crops through strategy=), "
                              f"received: devices={settings['devices']!r}")
-        return presets.maco(objective, units, **{**given, **settings})
+        return presets.maco(objective, units, config=config, **settings)
     return neutral_maco(objective, units, config=config, **settings)
 
 
 def neutral_maco(objective, units=None, *, config=None, **settings):
     """`maco` through a `Visualizer`, on any backend (what `maco` runs on JAX and PyTorch); see `maco`."""
-    fields = {field.name for field in dataclasses.fields(MacoConfig)}
-    if config is not None and not isinstance(config, MacoConfig):
-        raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(config).__name__}")
+    fields = {field.name for field in dataclasses.fields(MacoConfig)} - set(TENSORFLOW_ONLY)
     unknown = sorted(set(settings) - fields - set(_RUN_ARGUMENTS))
     if unknown:
         raise ValueError(f"expected settings of the {backends.current()} backend ({', '.join(sorted(fields))}, "
                          f"{', '.join(_RUN_ARGUMENTS)}), received: {', '.join(unknown)} (TensorFlow only)")
     run = {name: settings.pop(name) for name in _RUN_ARGUMENTS if name in settings}
-    if config is None:
-        settings.setdefault("seed", None)  # random, as on TensorFlow; a given config keeps its own
-    base = CONFIGS["fast"] if config is None else config
-    steps = settings.get("steps", base.steps)
-    for name in ("crop_scale", "noise", "learning_rate"):
-        if callable(settings.get(name)) and not isinstance(settings[name], Ramp):
-            # A callable `step -> value` is evaluated here, once per step: the configuration holds values.
-            settings[name] = tuple(float(value) for value in schedule(name, settings[name],
-                                                                     validation.positive_int("steps", steps)))
-    config = base.replace(**settings)
+    config = configure(config, settings)
     model = objective if isinstance(objective, keras.Model) else getattr(objective, "model", None)
     if model is None:
         raise TypeError(f"expected a keras.Model or a maco_keras objective, received: objective={type(objective).__name__}")

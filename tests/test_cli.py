@@ -335,7 +335,7 @@ def test_the_fast_preset_from_the_shell(saved_model, tmp_path):
                      *SMALL]) == 0
     manifest = results.RunFolder(out).read()
     assert manifest["settings"]["preset"] == "fast" and manifest["units"]["1"]["state"] == "done"
-    assert manifest["settings"]["contrast"] == presets.PRESETS["fast"]["contrast"] != 1.0
+    assert manifest["settings"]["contrast"] == presets.PRESETS["fast"].contrast != 1.0
     resume = ["visualize", str(saved_model), "--out", str(out), "--units", "1", "--preset", "fast", *SMALL]
     cli.VisualizeJob(cli.parse_args(resume))  # same settings: resumable
     # A fast-preset folder written before contrasts were recorded had contrast 1.0: not resumed with 0.7.

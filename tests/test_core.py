@@ -1,5 +1,6 @@
 """The backend-neutral core, checked in this (TensorFlow) process: configuration, NAdam, colours, crops, runner."""
 
+import json
 import keras
 import numpy as np
 import pytest
@@ -28,6 +29,10 @@ from maco_keras.core.config import MacoConfig, Ramp
     (dict(coarse_to_fine=1.5), "coarse_to_fine"),
     (dict(values_range=(1.0, -1.0)), "values_range"),
     (dict(seed=-3), "seed"),
+    (dict(antialias=1), "antialias"),
+    (dict(phase_as="polar"), "phase_as"),
+    (dict(pixel_statistics=((0.5, 0.5), (0.2,))), "pixel_statistics"),
+    (dict(relu_redirect_steps=True), "relu_redirect_steps"),
 ])
 def test_bad_settings_name_the_setting(settings, named):
     with pytest.raises((TypeError, ValueError), match=named):
@@ -42,6 +47,9 @@ def test_configurations_are_frozen_validated_and_round_trip():
     with pytest.raises(TypeError, match="stepz"):
         config.replace(stepz=9)
     assert MacoConfig.from_json(config.to_json()) == config
+    imagenet = MacoConfig(pixel_statistics="imagenet", phase_as="complex", relu_redirect_steps=2)
+    assert MacoConfig.from_json(json.loads(json.dumps(imagenet.to_json()))) == imagenet
+    assert imagenet.tensorflow_only() == ["phase_as", "pixel_statistics", "relu_redirect_steps"]
     assert config_lib.CONFIGS["paper"].steps == 256 and config_lib.CONFIGS["fast"] == MacoConfig()
     schedules = MacoConfig(steps=4, noise=0.1, values_range=(0, 255), crop_scale=Ramp(0.5, 0.25)).schedules()
     np.testing.assert_allclose(schedules["noise"], 25.5)
@@ -129,6 +137,8 @@ def test_a_visualizer_checks_its_arguments(tiny_model):
         maco_keras.Visualizer(tiny_model, {"steps": 3})
     with pytest.raises(ValueError, match="image_size"):
         maco_keras.Visualizer(tiny_model, MacoConfig(image_size=16))
+    with pytest.raises(ValueError, match=r"antialias=True, relu_redirect_steps=4 \(TensorFlow's maco only\)"):
+        maco_keras.Visualizer(tiny_model, MacoConfig(antialias=True, relu_redirect_steps=4))
     visualizer = maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40, crops=2), verbose=False)
     with pytest.raises(ValueError, match="units"):
         visualizer()

@@ -1,6 +1,8 @@
 """`maco_keras.visualize`: the one entry point, with any parameterization (a user's own too) and augmentation."""
 
 import dataclasses
+import gc
+import weakref
 
 import keras
 import numpy as np
@@ -39,8 +41,10 @@ def test_a_users_own_parameterization_and_augmentation(tiny_model):
     assert first.images.shape == (2, 40, 40, 3) and first.names == ["Neuron#logits_3", "Neuron#logits_6"]
     np.testing.assert_array_equal(first.images, second.images)
     assert np.all(first.scores[-5:].mean(0) > first.scores[:5].mean(0))
-    loops = [loop for loop in optimization.cached_loops() if loop.parameterization is images]
-    assert len(loops) == 1 and loops[0].trace_count == 1
+    # The compiled loop belongs to the caller's parameterization (no module-level cache holds it).
+    loops = list(optimization.loops_of(images).values())
+    assert len(loops) == 1 and loops[0].trace_count == 1 and loops[0].parameterization is images
+    assert not [loop for loop in optimization.cached_loops() if loop.parameterization is images]
 
 
 def test_maco_is_visualize_with_a_maco_image(tiny_model):
@@ -54,7 +58,7 @@ def test_maco_is_visualize_with_a_maco_image(tiny_model):
     default = maco_keras.maco(tiny_model, **kwargs)
     # (crop_scale_std is the Augmentation's, 0.1 in both.)
     fast = {key: value for key, value in presets.schedules("fast").items() if key not in ("contrast", "crop_scale_std")}
-    images = MacoImage(1, 40, values_range=(-1, 1), contrast=presets.PRESETS["fast"]["contrast"])
+    images = MacoImage(1, 40, values_range=(-1, 1), contrast=presets.PRESETS["fast"].contrast)
     direct = maco_keras.visualize(tiny_model, images, units=[1], steps=4, crops=2, seed=4, verbose=False, **fast)
     np.testing.assert_allclose(direct[0], default[0], atol=1e-6)
 
@@ -96,9 +100,11 @@ def test_settings_are_validated_before_the_objective(tiny_model):
         maco_keras.visualize(tiny_model, MacoImage(1, 40), units=[1], steps=0)
     with pytest.raises(TypeError, match="augmentation"):
         maco_keras.visualize(tiny_model, MacoImage(1, 40), units=[1], augmentation="crops")
-    settings = optimization.LoopSettings.make(steps=3, crops=2, seed=1)
+    settings = optimization.LoopSettings.of(maco_keras.MacoConfig(steps=3, crops=2, seed=1))
     with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.steps = 4
+        settings.config = None
+    with pytest.raises(TypeError, match="received: stepz"):
+        maco_keras.visualize(tiny_model, MacoImage(1, 40), units=[1], stepz=3)
 
 
 def test_clear_cache_clears_every_cache(tiny_model):
@@ -107,3 +113,33 @@ def test_clear_cache_clears_every_cache(tiny_model):
     maco_keras.clear_cache()
     assert not optimization.cached_loops() and not presets._IMAGES._entries
     assert len(objective_lib._FEATURE_MODELS) == 0
+
+
+def test_a_parameterizations_loops_go_with_it(tiny_model):
+    # Compiled state belongs to the object the caller holds: no module-level cache keeps it alive.
+    images = MacoImage(1, 40, values_range=(-1, 1))
+    maco_keras.visualize(tiny_model, images, units=[1], steps=2, crops=2, seed=0, verbose=False)
+    (loop,) = optimization.loops_of(images).values()
+    gone = weakref.ref(loop)
+    del images, loop
+    gc.collect()
+    assert gone() is None, "a compiled loop outlived the parameterization it optimizes"
+
+
+@pytest.mark.parametrize("settings, error, message", [
+    (dict(crop_chunk=0), ValueError, "crop_chunk"),
+    (dict(batch_size=-1), ValueError, "batch_size"),
+    (dict(verbose="yes"), TypeError, "verbose='yes'"),
+    (dict(snapshot_steps=[5]), ValueError, "snapshot_steps"),
+    (dict(strategy="mirrored"), TypeError, "strategy='mirrored'"),
+    (dict(phase_as="polar"), ValueError, "phase_as='polar'"),
+    (dict(relu_redirect_steps=-2), ValueError, "relu_redirect_steps=-2"),
+    (dict(pixel_statistics="coco"), ValueError, "pixel_statistics='coco'"),
+    (dict(stepz=3), TypeError, "received: stepz"),
+    (dict(config={"steps": 3}), TypeError, "config=dict"),
+])
+def test_maco_checks_every_setting_before_compiling(tiny_model, settings, error, message):
+    maco_keras.clear_cache()
+    with pytest.raises(error, match=message):
+        maco_keras.maco(tiny_model, units=[1], steps=3, crops=2, image_size=40, **settings)
+    assert not optimization.cached_loops() and not objective_lib._FEATURE_MODELS.get(tiny_model)

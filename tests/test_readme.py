@@ -8,7 +8,7 @@ import matplotlib
 import pytest
 
 from conftest import REPO, shared_dir
-from maco_keras import presets
+from maco_keras import baselines, engine, presets  # noqa: F401
 from maco_keras.core import config as config_lib
 
 matplotlib.use("Agg")
@@ -22,9 +22,8 @@ def test_readme_has_python_blocks():
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_python_block_runs(index, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(presets.maco.__kwdefaults__, "steps", 1)
-    monkeypatch.setitem(presets.PRESETS["fast"], "steps", 1)
-    monkeypatch.setitem(presets.PRESETS["paper"], "steps", 1)
+    monkeypatch.setattr(engine, "VISUALIZE_DEFAULTS", engine.VISUALIZE_DEFAULTS.replace(steps=1))
+    monkeypatch.setattr(baselines, "BASELINE", baselines.BASELINE.replace(steps=1))
     for name, config in list(config_lib.CONFIGS.items()):
         monkeypatch.setitem(config_lib.CONFIGS, name, config.replace(steps=1))
     # No network here: the shared MobileNetV2 stands in for keras.applications' ImageNet one

@@ -56,7 +56,7 @@ def test_redirected_copy_computes_the_same_forward_pass(dead_model):
 def test_maco_wakes_a_dead_channel_with_the_redirect(dead_model):
     objective = Objective.channel(dead_model, "conv2", [3])
     kwargs = dict(steps=12, image_size=40, crops=2, seed=0, verbose=False)
-    start = MacoImage(1, 40, values_range=(-1, 1), contrast=maco_keras.PRESETS["fast"]["contrast"])  # maco's default
+    start = MacoImage(1, 40, values_range=(-1, 1), contrast=maco_keras.PRESETS["fast"].contrast)  # maco's default
     start.reset(0, unit_keys=seeding.unit_keys(objective_lib.compile_objective(objective).names))  # the run's start
     still, _ = maco_keras.maco(objective, **kwargs)
     np.testing.assert_array_equal(still, start().numpy())  # no gradient: nothing moves

@@ -32,11 +32,14 @@ def test_learning_rate_schedule_sets_each_steps_rate(tiny_model):
 def test_coarse_to_fine_updates_low_frequencies_first(tiny_model):
     images = MacoImage(1, 40, values_range=(-1, 1))
     compiled = engine.compile_for(tiny_model, [2], None, images.image_size)
-    settings = optimization.LoopSettings.make(steps=4, crops=2, seed=5, coarse_to_fine=1.0, verbose=False)
+    settings = optimization.LoopSettings.of(maco_keras.MacoConfig(steps=4, crops=2, seed=5, coarse_to_fine=1.0,
+                                                                   learning_rate=1.0),
+                                            optimization.RunOptions(verbose=False))
     np.testing.assert_allclose(settings.frequency_cutoffs, [0.25, 0.5, 0.75, 1.0])
     images.reset(5, unit_keys=seeding.unit_keys(compiled.names))  # the run's start
     start = images.phase.numpy()
-    engine.run(images, compiled, dataclasses.replace(settings, steps=1))  # step 0 only: cutoff 0.25
+    # Step 0 only (cutoff 0.25): the loop runs the configuration's steps through the same schedules.
+    engine.run(images, compiled, dataclasses.replace(settings, config=settings.config.replace(steps=1)))
     moved = images.phase.numpy() != start
     low = np.broadcast_to(spectrum.frequency_radius(images.image_size) <= 0.25, moved.shape)
     assert not moved[~low].any(), "a phase above the cutoff was updated"
@@ -48,8 +51,7 @@ def test_coarse_to_fine_updates_low_frequencies_first(tiny_model):
 
 def test_fast_preset_is_one_trace_for_any_length(tiny_model):
     maco_keras.clear_cache()
-    fast = {key: value for key, value in maco_keras.PRESETS["fast"].items() if key != "steps"}
-    kwargs = dict(units=[1, 4], image_size=40, seed=2, verbose=False, **fast)
+    kwargs = dict(units=[1, 4], image_size=40, seed=2, verbose=False, config=maco_keras.PRESETS["fast"])
     first = maco_keras.maco(tiny_model, steps=3, **kwargs)[0]
     np.testing.assert_array_equal(maco_keras.maco(tiny_model, steps=3, **kwargs)[0], first)
     assert not np.array_equal(maco_keras.maco(tiny_model, steps=5, **kwargs)[0], first)
@@ -59,11 +61,13 @@ def test_fast_preset_is_one_trace_for_any_length(tiny_model):
 def test_the_fast_preset_is_the_default_and_the_paper_a_preset(tiny_model):
     kwargs = dict(units=[1], image_size=40, seed=1, verbose=False)
     default = maco_keras.maco(tiny_model, steps=3, **kwargs)[0]
-    np.testing.assert_array_equal(default, maco_keras.maco(tiny_model, **{**maco_keras.PRESETS["fast"], "steps": 3},
+    np.testing.assert_array_equal(default, maco_keras.maco(tiny_model, config=maco_keras.PRESETS["fast"], steps=3,
                                                            **kwargs)[0])
-    paper = maco_keras.maco(tiny_model, **{**maco_keras.PRESETS["paper"], "steps": 3}, **kwargs)[0]
+    paper = maco_keras.maco(tiny_model, config=maco_keras.PRESETS["paper"], steps=3, **kwargs)[0]
     assert not np.array_equal(default, paper)
-    assert maco_keras.presets.maco.__kwdefaults__["steps"] == maco_keras.PRESETS["fast"]["steps"] == 64
+    # Presets are configurations: the same instances the Visualizer takes.
+    assert maco_keras.PRESETS is maco_keras.CONFIGS and maco_keras.PRESETS["fast"] == maco_keras.MacoConfig(seed=0)
+    assert maco_keras.PRESETS["fast"].steps == 64 and maco_keras.PRESETS["paper"].steps == 256
 
 
 def test_an_optimizer_of_ones_own_keeps_its_rate_under_the_default_schedule(tiny_model):

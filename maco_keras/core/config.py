@@ -144,6 +144,14 @@ class MacoConfig:
             from the lowest to all (0: off).
         values_range: (low, high) of the model's inputs.
         seed: int in [0, 2**31): a unit's draws are keyed by (seed, unit, step).
+        antialias: cut crops at twice the model input and average 2x2 pixels.
+        phase_as: "angle" (the paper's) or "complex": each phase a normalized complex number.
+        pixel_statistics: None, "imagenet" or ((mean per channel), (std per channel)) in
+            [0, 1]: each channel rendered with that mean and spread instead of `contrast`.
+        relu_redirect_steps: for the first this many steps the model's ReLUs pass gradients
+            through dead units (Lucid's redirected ReLU).
+        The last four are TensorFlow's engine's (`maco` on TensorFlow): a `Visualizer` on
+        any backend refuses a configuration that changes them (`tensorflow_only`).
 
     Example:
         >>> config = MacoConfig(steps=128, seed=0)
@@ -163,6 +171,10 @@ class MacoConfig:
     coarse_to_fine: float = 0.5
     values_range: Tuple[float, float] = (-1.0, 1.0)
     seed: int = 0
+    antialias: bool = False
+    phase_as: str = "angle"
+    pixel_statistics: Optional[Union[str, Tuple[Tuple[float, ...], Tuple[float, ...]]]] = None
+    relu_redirect_steps: int = 0
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -179,7 +191,19 @@ class MacoConfig:
             set_(name, _frozen_schedule(name, getattr(self, name)))
         if isinstance(self.coarse_to_fine, (numbers.Real, np.floating)) and not isinstance(self.coarse_to_fine, bool):
             set_("coarse_to_fine", float(self.coarse_to_fine))
+        set_("antialias", validation.boolean("antialias", self.antialias))
+        if self.phase_as not in ("angle", "complex"):
+            raise ValueError(f"expected phase_as 'angle' or 'complex', received: phase_as={self.phase_as!r}")
+        set_("pixel_statistics", _frozen_pixel_statistics(self.pixel_statistics))
+        if isinstance(self.relu_redirect_steps, bool) or not isinstance(self.relu_redirect_steps, numbers.Integral) \
+                or self.relu_redirect_steps < 0:
+            raise ValueError(f"expected an int >= 0, received: relu_redirect_steps={self.relu_redirect_steps!r}")
+        set_("relu_redirect_steps", int(self.relu_redirect_steps))
         self.schedules()  # every schedule checked against the step count, once, here
+
+    def tensorflow_only(self):
+        """The settings this configuration changes that only TensorFlow's engine runs (names, sorted)."""
+        return sorted(name for name, default in TENSORFLOW_ONLY.items() if getattr(self, name) != default)
 
     def replace(self, **changes):
         """A new configuration with `changes`, validated."""
@@ -223,6 +247,53 @@ class MacoConfig:
             if isinstance(data.get(name), dict):
                 data[name] = Ramp(**data[name]["ramp"])
         return cls(**data)
+
+
+# What only TensorFlow's engine runs, at the values that leave it out.
+TENSORFLOW_ONLY = {"antialias": False, "phase_as": "angle", "pixel_statistics": None, "relu_redirect_steps": 0}
+
+
+def _frozen_pixel_statistics(value):
+    """None, "imagenet" or ((means), (stds)) as tuples of floats, or an error naming `pixel_statistics`."""
+    if value is None or value == "imagenet":
+        return value
+    try:
+        mean, std = (tuple(float(v) for v in np.ravel(part)) for part in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected pixel_statistics None, 'imagenet' or (mean, std), received: "
+                         f"pixel_statistics={value!r}") from None
+    if len(mean) != len(std) or not mean:
+        raise ValueError(f"expected pixel_statistics with one mean and one standard deviation per channel, received: "
+                         f"pixel_statistics={value!r}")
+    return mean, std
+
+
+def configure(base=None, settings=None, default=None):
+    """The one place a run's settings become a `MacoConfig`: `base` (default `default`, else the "fast"
+    preset) with `settings`.
+
+    Callable schedules (`step -> value`) are evaluated here, once per step, since a frozen
+    configuration holds values. Without a `base`, the seed defaults to a random one (as
+    `maco(seed=None)` always has); a given configuration keeps its own.
+
+    Args:
+        base: a `MacoConfig` or None.
+        settings: dict of `MacoConfig` field overrides (others raise, naming them).
+
+    Returns:
+        A validated `MacoConfig`.
+    """
+    settings = dict(settings or {})
+    if base is None:
+        settings.setdefault("seed", None)
+        base = CONFIGS["fast"] if default is None else default
+    elif not isinstance(base, MacoConfig):
+        raise TypeError(f"expected a maco_keras.MacoConfig or None, received: config={type(base).__name__}")
+    steps = validation.positive_int("steps", settings.get("steps", base.steps))
+    for name in ("crop_scale", "noise", "learning_rate"):
+        if callable(settings.get(name)) and not isinstance(settings[name], Ramp):
+            settings[name] = tuple(float(value) for value in schedule(name, settings[name], steps))
+    return base.replace(**settings)
 
 
 CONFIGS = {
