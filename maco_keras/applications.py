@@ -1,20 +1,24 @@
 """Objectives beyond logits and channels: the paper's applications (Section 5) and peers' objectives.
 
-All return Xplique `Objective`s, so they compose (`+`, `*`) with any other objective
-and go to `maco`, `visualize`, `fourier` or `pixel` unchanged.
+On TensorFlow they return Xplique `Objective`s, so they compose (`+`, `*`) with any other
+objective and go to `maco`, `visualize`, `fourier` or `pixel` unchanged. On JAX and
+PyTorch, `feature_inversion`, `concept_visualization`, `invert` and `accentuate` run
+through a `Visualizer` (the backend-neutral core); `diversity` is TensorFlow's (its term
+couples the copies within a step, which the core's units, each its own computation, do not).
 """
 
 import keras
 import numpy as np
-import tensorflow as tf
-from xplique.features_visualizations import Objective
 
-from . import engine
 from . import objectives
-from . import spectrum
 from . import taps
-from .augmentation import Augmentation
-from .parameterization import MacoImage
+from .core import objectives as core_objectives
+from .core import render
+from .core.config import CONFIGS
+
+
+def _tensorflow():
+    return keras.backend.backend() == "tensorflow"
 
 
 def feature_inversion(model, layer, reference_images, cossim_pow=2.0):
@@ -68,6 +72,8 @@ def gram_similarity(features, copies):
     Returns:
         float32 tensor (B,).
     """
+    import tensorflow as tf
+
     features = tf.cast(features, tf.float32)
     features = tf.reshape(features, (tf.shape(features)[0], -1, features.shape[-1]))
     gram = tf.einsum("bpc,bpd->bcd", features, features) / tf.cast(tf.shape(features)[1], tf.float32)
@@ -105,6 +111,11 @@ def diversity(model, layer, copies, weight=1.0):
     copies = int(copies)
     if copies < 2:
         raise ValueError(f"expected at least 2 copies to diversify, received: copies={copies}")
+    if not _tensorflow():
+        raise ValueError(f"expected the TensorFlow backend for diversity (its term couples the copies of a step), "
+                         f"received: backend={keras.backend.backend()!r}")
+    from xplique.features_visualizations import Objective
+
     found = objectives.layer_tap(model, layer)
 
     def diversity_loss(output, copy_masks):
@@ -147,24 +158,43 @@ def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0
     image = np.asarray(image, np.float32)
     if image.ndim != 3:
         raise ValueError(f"expected one image (H, W, C), received: image.shape={image.shape}")
+    if magnitude not in ("image", "imagenet"):
+        raise ValueError(f"expected magnitude='image' or 'imagenet', received: magnitude={magnitude!r}")
     height, width = model.input_shape[1:3]
     if image.shape[0] < height or image.shape[1] < width:
-        image = tf.image.resize(image, (max(height, image.shape[0]), max(width, image.shape[1]))).numpy()
-    objective = unit if isinstance(unit, Objective) else objectives.logit(model, [int(unit)])
+        size = (max(height, image.shape[0]), max(width, image.shape[1]))
+        image = keras.ops.convert_to_numpy(keras.ops.image.resize(image, size)).astype(np.float32)
     kept = objectives.layer_tap(model, layer)
     # Positions (or tokens) averaged away, so that crops need not line up with the image.
     spatial_axes = tuple(range(1, kept.rank - 1))
     reference = layer_outputs(model, layer, image[None])
-    reference = reference.mean(axis=spatial_axes) if spatial_axes else reference
+    reference = (reference.mean(axis=spatial_axes) if spatial_axes else reference).astype(np.float32)
+    if not _tensorflow():
+        objective = unit if isinstance(unit, core_objectives.Objective) else objectives.logit(model, [int(unit)])
+        keep = core_objectives.Objective(model, [core_objectives.Term(kept, "pooled", reference, (f"Keep#{kept.path}",),
+                                                                      float(weight))])
+        image_magnitude, image_phase = render.image_spectrum(image[None], values_range)
+        config = CONFIGS["paper"].replace(
+            steps=steps, crops=crops, image_size=image.shape[:2], crop_scale=crop_scale, crop_scale_std=0.05,
+            noise=noise, learning_rate=learning_rate, values_range=values_range,
+            seed=seed)
+        return _neutral_run(model, config, objective + keep, image_magnitude if magnitude == "image" else None,
+                            image_phase, verbose, return_visualization)
+    import tensorflow as tf
+    from xplique.features_visualizations import Objective
+
+    from . import engine, spectrum
+    from .augmentation import Augmentation
+    from .parameterization import MacoImage
+
+    objective = unit if isinstance(unit, Objective) else objectives.logit(model, [int(unit)])
 
     def keep_close(output, reference):
         pooled = tf.reduce_mean(tf.cast(output, tf.float32), axis=spatial_axes) if spatial_axes else output
         return -tf.reduce_mean(tf.square(pooled - reference), axis=-1)
 
-    objective = objective + Objective(model, [kept], [reference.astype(np.float32)], [keep_close], [float(weight)],
+    objective = objective + Objective(model, [kept], [reference], [keep_close], [float(weight)],
                                       [[f"Keep#{kept.path}"]])
-    if magnitude not in ("image", "imagenet"):
-        raise ValueError(f"expected magnitude='image' or 'imagenet', received: magnitude={magnitude!r}")
     image_magnitude, image_phase = spectrum.image_spectrum(image[None], values_range)
     images = MacoImage(1, image.shape[:2], image.shape[-1], values_range=values_range, seed=seed,
                        magnitude=image_magnitude[0] if magnitude == "image" else None)
@@ -173,6 +203,16 @@ def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0
                             optimizer=keras.optimizers.Nadam(learning_rate), steps=steps, crops=crops,
                             crop_scale=crop_scale, noise=noise, seed=seed, verbose=verbose,
                             return_visualization=return_visualization)
+
+
+def _neutral_run(model, config, objective, magnitude, start_phases, verbose, return_visualization):
+    """An application's run through a `Visualizer` (JAX, PyTorch): the same return as on TensorFlow."""
+    from .visualizer import Visualizer
+
+    visualization = Visualizer(model, config, magnitude=magnitude, verbose=verbose)(objective, start_phases=start_phases)
+    if return_visualization:
+        return visualization
+    return visualization.images, visualization.transparency
 
 
 def invert(model, layer, reference_images, *, jitter=4, values_range=(-1.0, 1.0), steps=256, crops=8, noise=0.02,
@@ -210,18 +250,26 @@ def invert(model, layer, reference_images, *, jitter=4, values_range=(-1.0, 1.0)
     if jitter < 0:
         raise ValueError(f"expected jitter >= 0 pixels, received: jitter={jitter}")
     height, width, channels = model.input_shape[1:]
-    references = tf.image.resize(reference_images, (height, width)).numpy()
+    references = keras.ops.convert_to_numpy(keras.ops.image.resize(reference_images, (height, width)))
     objective = feature_inversion(model, layer, references, cossim_pow=cossim_pow)
     # A spatial map or a transformer's patch tokens say where each feature is: the crops must line up.
     if objectives.layer_tap(model, layer).rank in (objectives.SPATIAL_RANK, objectives.TOKEN_RANK):
         size = (height + 2 * jitter, width + 2 * jitter)
         # A fixed-size window at a uniform position: a translation by up to `jitter` pixels.
-        augmentation = Augmentation(crop_scale_of="side", crop_scale_std=0.0)
-        crop_scale = height / size[0]
+        crop_scale_of, crop_scale_std, crop_scale = "side", 0.0, height / size[0]
     else:
-        size, augmentation, crop_scale = image_size, Augmentation(crop_scale_of="area"), 0.25
+        size, crop_scale_of, crop_scale_std, crop_scale = image_size, "area", 0.1, 0.25
+    if not _tensorflow():
+        config = CONFIGS["paper"].replace(steps=steps, crops=crops, image_size=size, crop_scale=crop_scale,
+                                          crop_scale_of=crop_scale_of, crop_scale_std=crop_scale_std, noise=noise,
+                                          values_range=values_range, seed=seed)
+        return _neutral_run(model, config, objective, None, None, verbose, return_visualization)
+    from . import engine
+    from .augmentation import Augmentation
+    from .parameterization import MacoImage
+
+    augmentation = Augmentation(crop_scale_of=crop_scale_of, crop_scale_std=crop_scale_std)
     images = MacoImage(len(references), size, channels, values_range=values_range, seed=seed)
     return engine.visualize(objective, images, augmentation=augmentation, steps=steps, crops=crops,
                             crop_scale=crop_scale, noise=noise, seed=seed, verbose=verbose,
                             return_visualization=return_visualization)
-

@@ -160,11 +160,15 @@ def dataset_examples(model, layer, kind, folder, values_range, units, top=6, bat
         NoImagesError: the folder has no image, or none could be read.
     """
     import keras
-    import tensorflow as tf
 
     paths = image_paths(folder)
     height, width = model.input_shape[1:3]
-    features = taps.output_function(objectives.layer_tap(model, None if kind == "logit" else layer))
+    found = objectives.layer_tap(model, None if kind == "logit" else layer)
+    if keras.backend.backend() == "tensorflow":
+        features = taps.output_function(found)  # compiled once per (model, layer)
+    else:
+        capture = taps.FeatureCapture(model, [found])
+        features = lambda batch: capture(batch)[0]  # noqa: E731 (a forward pass with the layer captured)
     low, high = values_range
     units = list(units)
     running = RunningTop(top, len(units))
@@ -180,7 +184,7 @@ def dataset_examples(model, layer, kind, folder, values_range, units, top=6, bat
                 skipped.append(paths[index])  # unreadable or damaged: counted, not fatal
         if batch:
             images = low + (high - low) * np.stack(batch).astype(np.float32) / 255.0
-            output = features(tf.constant(images)).numpy()
+            output = keras.ops.convert_to_numpy(features(keras.ops.convert_to_tensor(images)))
             peaks = peak_cells(output, kind, units, token)
             extra = None
             if peaks is not None:

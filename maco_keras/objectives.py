@@ -68,9 +68,11 @@ def as_core(objective):
     parts = zip(getattr(objective, "layers", ()), getattr(objective, "masks", ()), getattr(objective, "funcs", ()),
                 getattr(objective, "multipliers", ()), getattr(objective, "names", ()))
     for found, masks, func, multiplier, names in parts:
-        kind = "mean" if func is layer_mean else "direction" if hasattr(func, "cossim_pow") else None
+        kind = ("mean" if func is layer_mean else "direction" if hasattr(func, "cossim_pow")
+                else "distribution" if func is sorted_distance else None)
         if not isinstance(found, taps.Tap) or kind is None:
-            raise TypeError(f"expected an objective of maco_keras.objectives (channel, neuron, logit, direction), "
+            raise TypeError(f"expected an objective of maco_keras.objectives (channel, neuron, logit, direction, "
+                            f"feature_distribution), "
                             f"received: a sub-objective {getattr(func, '__name__', func)!r} on {found!r}")
         terms.append(core_objectives.Term(found, kind, np.asarray(masks, np.float32), tuple(names), float(multiplier),
                                           float(getattr(func, "cossim_pow", 2.0))))
@@ -359,18 +361,13 @@ def feature_distribution(model, layers, reference_images, *, multiplier=1.0, nam
         batch_size: reference images per forward pass.
 
     Returns:
-        An Xplique `Objective` with one objective (one sub-objective per layer): composed
-        with N units by `+`, it applies to each of them.
+        An objective with one objective (one sub-objective per layer; an Xplique `Objective`
+        on TensorFlow): composed with N units by `+`, it applies to each of them. It runs on
+        every backend.
 
     Example:
         >>> obj = logit(model, 1) + 0.01 * feature_distribution(model, ["block_3_expand_relu"], goldfish_photos)
     """
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"expected the TensorFlow backend for feature_distribution (not yet written in keras.ops), "
-                         f"received: backend={keras.backend.backend()!r}")
-    import tensorflow as tf
-    from xplique.features_visualizations import Objective
-
     found = [layer_tap(model, layer, "layers") for layer in ([layers] if isinstance(layers, (str, int)) else layers)]
     if not found:
         raise ValueError(f"expected at least one layer, received: layers={layers!r}")
@@ -384,21 +381,27 @@ def feature_distribution(model, layers, reference_images, *, multiplier=1.0, nam
         raise ValueError(f"expected reference_images (R, height, width, {channels}) with R >= 1, received: "
                          f"reference_images.shape={images.shape}")
     if images.shape[1:3] != (height, width):
-        images = tf.image.resize(images, (height, width), antialias=True).numpy()
-    masks, multipliers, names = [], [], []
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # the resize it has always used: its pictures stay the same
+
+            images = tf.image.resize(images, (height, width), antialias=True).numpy()
+        else:
+            images = keras.ops.convert_to_numpy(keras.ops.image.resize(images, (height, width), antialias=True))
     # One pass of the references through the model gives every layer's outputs.
     capture = taps.FeatureCapture(model, found)
-    batches = [[np.asarray(output, np.float32) for output in capture(tf.constant(images[start:start + batch_size]))]
+    batches = [[keras.ops.convert_to_numpy(output).astype(np.float32)
+                for output in capture(keras.ops.convert_to_tensor(images[start:start + batch_size]))]
                for start in range(0, len(images), batch_size)]
+    total = None
     for index, tap in enumerate(found):
         outputs = np.concatenate([batch[index] for batch in batches])
         flat = outputs.reshape(len(outputs), -1, outputs.shape[-1])
         quantiles = np.sort(flat, axis=1).mean(axis=0)
         variance = float(flat.var(axis=(0, 1)).mean()) + 1e-8
-        masks.append(quantiles.reshape((1,) + tap.shape))
-        multipliers.append(float(multiplier) / len(found) / variance)
-        names.append([f"{name}#{tap.name}"])
-    return Objective(model, found, masks, [sorted_distance] * len(found), multipliers, names)
+        term = _objective(model, tap, quantiles.reshape((1,) + tap.shape), sorted_distance,
+                          float(multiplier) / len(found) / variance, [f"{name}#{tap.name}"], kind="distribution")
+        total = term if total is None else total + term
+    return total
 
 
 def unit_values(output, kind, token=None):

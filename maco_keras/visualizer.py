@@ -121,16 +121,30 @@ class Visualizer:
             self._runners[key] = backends.runner_class()(plan, compiled, self.devices)
         return self._runners[key]
 
-    def __call__(self, objective=None, units=None):
+    def __call__(self, objective=None, units=None, *, start_phases=None):
         """Optimizes one picture per unit. Returns a `Visualization`; raises `NonFiniteError` (with every
-        finite unit's picture in `partial`) when a unit's score or gradient stops being finite."""
+        finite unit's picture in `partial`) when a unit's score or gradient stops being finite.
+
+        Args:
+            objective: a `maco_keras.objectives` objective on the model, or None with `units`.
+            units: the model output's units (its logits), without an objective.
+            start_phases: None (each unit's phase drawn from the seed), or float32 array
+                (N, C, H, W // 2 + 1) to start from, e.g. `core.render.image_spectrum`'s
+                phase of real images (feature accentuation).
+        """
         compiled = self.objective(objective, units)
         magnitudes = self.magnitudes(compiled.num_units)
+        if start_phases is not None:
+            start_phases = np.asarray(start_phases, np.float32)
+            if start_phases.shape != magnitudes.shape:
+                raise ValueError(f"expected start_phases of shape {magnitudes.shape}, one per unit, received: "
+                                 f"start_phases.shape={start_phases.shape}")
         size = compiled.num_units if self.batch_size is None else self.batch_size
         results, failures = [], []
         for start in range(0, compiled.num_units, size):
             stop = min(start + size, compiled.num_units)
-            result, failed = self._run(compiled.unit(start, stop), magnitudes[start:stop])
+            result, failed = self._run(compiled.unit(start, stop), magnitudes[start:stop],
+                                       None if start_phases is None else start_phases[start:stop])
             results.append(result)
             failures.extend((int(step), name) for step, name in zip(failed, result.names) if step >= 0)
         result = Visualization.concatenate(results)
@@ -140,12 +154,15 @@ class Visualizer:
                                  unit_steps={name: step for step, name in failures})
         return result
 
-    def _run(self, compiled, magnitudes):
+    def _run(self, compiled, magnitudes, start_phases=None):
         config = self.config
         runner = self.runner(compiled)
         keys = draws.unit_keys(compiled.names)
         schedules = config.schedules()
         state = runner.start(config.seed, keys, config.steps)
+        if start_phases is not None:
+            # The optimizer's state starts at zero whatever the phase: only the phases are replaced.
+            state = (keras.ops.convert_to_tensor(start_phases),) + tuple(state[1:])
         chunk = max(1, math.ceil(config.steps / PROGRESS_UPDATES)) if self.verbose else config.steps
         stops = list(range(chunk, config.steps, chunk)) + [config.steps]
         progress = keras.utils.Progbar(config.steps, stateful_metrics=["mean_unit_value"]) if self.verbose else None

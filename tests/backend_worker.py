@@ -106,6 +106,31 @@ def main():
         composed = maco_keras.maco(objectives.channel(model, "conv1", 2) + 0.5 * objectives.logit(model, [1, 2]),
                                    return_visualization=True, **settings)
         result["composed_names"] = np.array(composed.names)
+    elif TASK == "distribution":
+        # VITAL's feature distribution term composed with logits, through a Visualizer: the same draws everywhere.
+        model = load()
+        references = np.random.default_rng(2).uniform(-1, 1, (3, 40, 40, 3)).astype(np.float32)  # resized to 32
+        objective = objectives.logit(model, [1, 2]) + 0.5 * objectives.feature_distribution(
+            model, ["conv1", "conv2"], references)
+        config = maco_keras.MacoConfig(steps=3, image_size=40, crops=4, seed=0)
+        visualization = maco_keras.Visualizer(model, config, verbose=False)(objective)
+        result.update(images=visualization.images, scores=visualization.scores, names=np.array(visualization.names))
+    elif TASK == "applications":
+        # Feature inversion on a jittered canvas and feature accentuation of a real-looking image.
+        from maco_keras import applications
+
+        model = load()
+        rng = np.random.default_rng(3)
+        references = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+        inverted = applications.invert(model, "conv2", references, steps=3, crops=2, seed=0, verbose=False,
+                                       return_visualization=True)
+        smooth = np.cumsum(np.cumsum(rng.normal(0, 0.1, (40, 40, 3)), axis=0), axis=1)
+        image = np.tanh(smooth / np.abs(smooth).max() * 2).astype(np.float32)
+        accentuated = applications.accentuate(model, 3, image, "conv1", steps=3, crops=2, seed=0, verbose=False,
+                                              return_visualization=True)
+        result.update(inverted_images=inverted.images, inverted_scores=inverted.scores,
+                      accentuated=accentuated.images, accentuated_scores=accentuated.scores, image=image,
+                      accentuated_names=np.array(accentuated.names))
     elif TASK == "vit":
         import hub_models
 

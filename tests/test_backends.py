@@ -95,6 +95,22 @@ def test_one_unit_three_steps_agrees_across_backends(out_dir):
         np.testing.assert_allclose(got["transparency"], reference["transparency"], atol=1e-5)
 
 
+def test_the_feature_distribution_term_runs_and_agrees_on_every_backend(out_dir):
+    """VITAL's term (sorted activations at two layers) composed with two logits, 3 steps: scores within 1e-4
+    relative and pictures within 1e-4 of TensorFlow's (the same draws; measured: 2e-6 and 3e-6)."""
+    runs = {backend: run_worker(backend, "distribution", out_dir) for backend in BACKENDS}
+    reference = runs["tensorflow"]
+    assert reference["names"].tolist() == ["Neuron#predictions_1 & Distribution#conv1 & Distribution#conv2",
+                                           "Neuron#predictions_2 & Distribution#conv1 & Distribution#conv2"]
+    assert not np.allclose(reference["scores"][0], reference["scores"][-1])  # it moved
+    for backend in NEUTRAL:
+        got = runs[backend]
+        assert got["names"].tolist() == reference["names"].tolist()
+        np.testing.assert_allclose(got["scores"], reference["scores"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got["images"], reference["images"], atol=1e-4)
+        assert not got["tensorflow_imported"] and not got["xplique_imported"]
+
+
 @pytest.mark.shared
 def test_a_real_network_gets_the_same_inputs_and_first_score_on_every_backend(out_dir):
     """MobileNetV1-0.25: the same phase, crops and first score everywhere. The pictures after 3 steps are not
@@ -138,6 +154,19 @@ def test_nested_models_compositions_and_inversion(backend, out_dir):
     assert got["inversion_scores"][-1, 0] > got["inversion_scores"][0, 0]
     assert got["composed_names"].tolist() == ["Channel#conv1_2 & Neuron#predictions_1",
                                               "Channel#conv1_2 & Neuron#predictions_2"]
+    assert not got["tensorflow_imported"] and not got["xplique_imported"]
+
+
+@pytest.mark.parametrize("backend", NEUTRAL)
+def test_inversion_and_accentuation_run_without_tensorflow(backend, out_dir):
+    got = run_worker(backend, "applications", out_dir)
+    # A spatial layer's canvas is the model input plus 4 pixels of jitter on each side.
+    assert got["inverted_images"].shape == (2, 40, 40, 3) and np.all(np.isfinite(got["inverted_scores"]))
+    assert got["accentuated"].shape == (1, 40, 40, 3)
+    assert got["accentuated_names"].tolist() == ["Neuron#predictions_3 & Keep#conv1"]
+    # It starts from the image's own phase and magnitude: the picture is still the image's.
+    correlation = np.corrcoef(got["accentuated"][0].ravel(), got["image"].ravel())[0, 1]
+    assert correlation > 0.8, correlation
     assert not got["tensorflow_imported"] and not got["xplique_imported"]
 
 
@@ -186,11 +215,25 @@ def test_the_command_line_under_jax_then_a_resume_under_tensorflow_is_refused(tm
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["backend"] == "jax" and manifest["settings"]["draws"] == "counter"
     assert "jax" in manifest["versions"] and "tensorflow" not in manifest["versions"]
-    probe = "import sys; from maco_keras import cli; cli.main(['atlas', sys.argv[1]]); print('tensorflow' in sys.modules)"
-    atlas = subprocess.run([sys.executable, "-c", probe, str(out)], env={**base, "KERAS_BACKEND": "jax"},
+    # The atlas with dataset examples: a folder of natural images ranked by the units under JAX.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from PIL import Image
+
+    for index in range(4):
+        pixels = np.random.default_rng(index).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"photo_{index}.png")
+    # (The atlas checks the model's digest, whose `layer.get_config()` makes Keras's serialization probe for
+    # TensorFlow, importing it when it is installed, on any backend: Keras's, not ours. Xplique stays out.)
+    probe = ("import sys; from maco_keras import cli; cli.main(['atlas', sys.argv[1], '--examples', sys.argv[2], "
+             "'--top', '2']); print('xplique' in sys.modules)")
+    atlas = subprocess.run([sys.executable, "-c", probe, str(out), str(photos)], env={**base, "KERAS_BACKEND": "jax"},
                            capture_output=True, text=True, timeout=600)
     assert atlas.returncode == 0 and atlas.stdout.strip().endswith("False"), atlas.stderr[-2000:]
     assert (out / "index.html").exists()
+    page = (out / "pages" / "unit_1.html").read_text()
+    assert len(list((out / "examples").glob("example_*.jpg"))) >= 2
+    assert page.count('alt="photo_') == 2 and "examples/example_" in page  # the unit's top 2 photos
     resumed = subprocess.run(command, env={**base, "KERAS_BACKEND": "tensorflow"}, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 2

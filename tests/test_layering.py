@@ -82,3 +82,25 @@ def test_the_core_imports_no_backend_framework(path):
 def test_each_backend_module_imports_only_its_own_framework(backend):
     others = set(FRAMEWORKS) - {backend}
     assert not frameworks_imported(PACKAGE / "backends" / f"{backend}.py") & others
+
+
+# The architecture as forbidden imports (implied by ORDER, stated here so that a reordering cannot drop one):
+# the core knows no backend, no TensorFlow engine, no run folder and no command line; a backend knows no run
+# folder or command line; run folders know no command line or atlas.
+FORBIDDEN = {
+    "core": {"backends", "visualizer", "optimization", "engine", "presets", "storage", "results", "atlas", "cli"},
+    "backends": {"visualizer", "storage", "results", "atlas", "cli"},
+    "visualizer": {"storage", "results", "atlas", "cli"},
+    "storage": {"atlas", "cli"},
+    "results": {"atlas", "cli"},
+    "metrics": {"cli", "atlas"},
+}
+
+
+@pytest.mark.parametrize("stage", sorted(FORBIDDEN))
+def test_forbidden_imports(stage):
+    files = [path for path in module_files() if stage_of(path) == stage]
+    assert files, f"no module of stage {stage}"
+    for path in files:
+        found = imported_modules(path) & FORBIDDEN[stage]
+        assert not found, f"{path.relative_to(PACKAGE)} imports {sorted(found)}"  # lazy imports in functions too

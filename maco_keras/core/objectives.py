@@ -11,6 +11,11 @@ Scores are in the units' own values, so a composition weighs what it says:
   logit for each unit of channel mean. (Xplique's own `Objective` divides a channel by the
   channel count; maco-keras keeps that on TensorFlow when an Xplique `Objective` is given.)
 - "direction": Lucid's dot product times the cosine to a power (at least 0.1), per crop.
+- "pooled": minus the mean squared difference between the layer's output averaged over
+  positions (or tokens) and the mask, a reference's (feature accentuation's "keep close").
+- "distribution": minus the mean squared difference between each channel's activations,
+  sorted over positions, and the mask, the reference's sorted ones (VITAL's feature
+  distribution term; 0 at a match).
 A unit's score at a step is the mean over its K crops of the weighted sum of its terms.
 """
 
@@ -28,7 +33,7 @@ class Term:
 
     Attributes:
         tap: what reaches the layer (a `taps.Tap`: `.path`, `.shape`, `.layer`, `.model`).
-        kind: "mean" or "direction".
+        kind: "mean", "direction", "pooled" or "distribution".
         masks: float32 array (n, *tap.shape), one per unit.
         names: n names.
         multiplier: the term's weight.
@@ -148,6 +153,15 @@ def term_values(output, mask, divisor, kind, cossim_pow):
         divisor: scalar, the mask's non-zero count.
     """
     output = ops.cast(output, "float32")
+    if kind == "distribution":
+        # Sorted over positions, a channel's activations are its distribution's quantiles.
+        channels = output.shape[-1]
+        flat = ops.sort(ops.reshape(output, (output.shape[0], -1, channels)), axis=1)
+        return ops.negative(ops.mean(ops.square(ops.subtract(flat, ops.reshape(mask, (1, -1, channels)))),
+                                     axis=(1, 2)))
+    if kind == "pooled":
+        pooled = ops.mean(output, axis=tuple(range(1, len(output.shape) - 1))) if len(output.shape) > 2 else output
+        return ops.negative(ops.mean(ops.square(ops.subtract(pooled, mask)), axis=-1))
     axes = tuple(range(1, len(output.shape)))
     # The mask selects, it does not multiply: a NaN elsewhere in the layer (another unit's) stays out.
     dot = ops.sum(ops.where(ops.not_equal(mask, 0.0), ops.multiply(output, mask), 0.0), axis=axes)

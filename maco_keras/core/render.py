@@ -79,6 +79,29 @@ def render(phase, magnitude, image_size, contrast, values_range):
     return ops.add(np.float32(low), ops.multiply(np.float32(high - low), ops.sigmoid(image)))
 
 
+def image_spectrum(images, values_range):
+    """The Fourier magnitude and phase of images in the space `render` draws from (NumPy, any backend).
+
+    Undoes the sigmoid and the colour correlation, then takes the spectrum: a run started
+    from the phase draws the images' structure (feature accentuation), and with the
+    magnitude too, their colours and contrast.
+
+    Args:
+        images: array (N, H, W, C) in `values_range`.
+        values_range: (low, high) of the images.
+
+    Returns:
+        (magnitude, phase): float32 arrays (N, C, H, W // 2 + 1).
+    """
+    low, high = values_range
+    images = np.clip((np.asarray(images, np.float64) - low) / (high - low), 1e-3, 1 - 1e-3)
+    logits = np.log(images) - np.log1p(-images)
+    if logits.shape[-1] == 3:
+        logits = logits @ np.linalg.inv(COLOR_CORRELATION.astype(np.float64))
+    spectra = np.fft.rfft2(np.transpose(logits, (0, 3, 1, 2)))
+    return np.abs(spectra).astype(np.float32), np.angle(spectra).astype(np.float32)
+
+
 def initial_phase(bits_uniform):
     """Angles in [-pi, pi) from uniforms in [0, 1)."""
     return ops.subtract(ops.multiply(bits_uniform, np.float32(2.0 * math.pi)), np.float32(math.pi))
