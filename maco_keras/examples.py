@@ -238,8 +238,15 @@ def example_magnitudes(examples, units, image_size=512):
     Returns:
         float32 array (len(units), 3, height, width // 2 + 1).
     """
+    import keras
+
     size = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
-    from . import spectrum  # TensorFlow's FFT
+    if keras.backend.backend() != "tensorflow":
+        from .core import render  # NumPy's FFT, the same convention
+
+        return np.stack([render.mean_magnitude(example_images(examples, unit, size, (0.0, 1.0)), (0.0, 1.0))
+                         for unit in units])
+    from . import spectrum  # TensorFlow's FFT (its pictures stay the same)
 
     return np.stack([spectrum.compute_magnitude(example_images(examples, unit, size, (0.0, 1.0)))
                      for unit in units])

@@ -128,6 +128,22 @@ def main():
         image = np.tanh(smooth / np.abs(smooth).max() * 2).astype(np.float32)
         accentuated = applications.accentuate(model, 3, image, "conv1", steps=3, crops=2, seed=0, verbose=False,
                                               return_visualization=True)
+        # A prior from data: each unit's magnitude from its dataset examples (a folder of images).
+        import tempfile
+
+        from PIL import Image
+
+        from maco_keras import examples
+
+        folder = tempfile.mkdtemp()
+        for index in range(3):
+            Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(f"{folder}/photo_{index}.png")
+        found = examples.dataset_examples(model, "conv2", "channel", folder, (-1.0, 1.0), [0, 1], top=2,
+                                          verbose=False)
+        magnitudes = examples.example_magnitudes(found, [0, 1], image_size=40)
+        prior, _ = maco_keras.maco(objectives.channel(model, "conv2", [0, 1]), magnitude=magnitudes, steps=2,
+                                   image_size=40, crops=2, seed=0, verbose=False)
+        result.update(magnitudes=magnitudes, prior=prior)
         result.update(inverted_images=inverted.images, inverted_scores=inverted.scores,
                       accentuated=accentuated.images, accentuated_scores=accentuated.scores, image=image,
                       accentuated_names=np.array(accentuated.names))

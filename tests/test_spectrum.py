@@ -136,3 +136,22 @@ def test_shared_imagenet_samples_agree_with_default_magnitude(shared):
     # The same check tells a wrong spectrum apart: flat (white) magnitudes do not correlate.
     white = np.abs(np.fft.rfft2(np.random.default_rng(0).normal(size=(size, size))))
     assert np.corrcoef(np.log(white[band]), np.log(default[0][band]))[0, 1] < 0.5
+
+
+def test_the_cores_numpy_spectra_are_tensorflows():
+    """`core.render` measures images with NumPy's FFT (JAX and PyTorch use it): TensorFlow's results to float
+    tolerance, for RGB and grayscale."""
+    from maco_keras.core import render
+
+    rng = np.random.default_rng(5)
+    for channels in (3, 1):
+        images = rng.uniform(0, 255, (3, 24, 20, channels)).astype(np.float32)
+        expected = spectrum.compute_magnitude(images, values_range=(0, 255))
+        np.testing.assert_allclose(render.mean_magnitude(images, (0, 255)), expected, rtol=1e-4, atol=1e-3)
+        magnitude, phase = render.image_spectrum(images, (0, 255))
+        tf_magnitude, tf_phase = spectrum.image_spectrum(images, (0, 255))
+        np.testing.assert_allclose(magnitude, tf_magnitude, rtol=1e-4, atol=1e-3)
+        strong = tf_magnitude > 1.0  # a phase is defined where its magnitude is not ~0
+        np.testing.assert_allclose(np.angle(np.exp(1j * (phase - tf_phase)))[strong], 0.0, atol=1e-3)
+    with pytest.raises(ValueError, match="images.shape"):
+        render.mean_magnitude(np.zeros((0, 8, 8, 3)), (0, 1))

@@ -102,6 +102,29 @@ def image_spectrum(images, values_range):
     return np.abs(spectra).astype(np.float32), np.angle(spectra).astype(np.float32)
 
 
+def mean_magnitude(images, values_range):
+    """The mean magnitude spectrum of same-size images, as `render` takes it (NumPy, any backend).
+
+    `spectrum.compute_magnitude`'s convention (pixels to [0, 1], the decorrelated colour
+    space, the mean over images of |rfft2| per channel), for arrays: e.g. a unit's dataset
+    examples (`examples.example_magnitudes`) on JAX and PyTorch.
+
+    Args:
+        images: array (N, H, W, C) in `values_range`, N >= 1.
+        values_range: (low, high) of the images.
+
+    Returns:
+        float32 array (C, H, W // 2 + 1).
+    """
+    low, high = values_range
+    images = (np.asarray(images, np.float64) - low) / (high - low)
+    if images.ndim != 4 or not len(images):
+        raise ValueError(f"expected images (N, H, W, C) with N >= 1, received: images.shape={images.shape}")
+    if images.shape[-1] == 3:
+        images = images @ np.linalg.inv(COLOR_CORRELATION.astype(np.float64))
+    return np.abs(np.fft.rfft2(np.transpose(images, (0, 3, 1, 2)))).mean(axis=0).astype(np.float32)
+
+
 def initial_phase(bits_uniform):
     """Angles in [-pi, pi) from uniforms in [0, 1)."""
     return ops.subtract(ops.multiply(bits_uniform, np.float32(2.0 * math.pi)), np.float32(math.pi))
