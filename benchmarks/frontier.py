@@ -229,7 +229,10 @@ def vital_method(note, weight, references=unit_examples):
 def maco_method(note, **overrides):
     def run(model, classes, seed, steps, snapshot_steps):
         # The paper's settings (maco's defaults until the fifth pass), then the method's changes.
-        kwargs = {"crops": 32, **maco_keras.presets.schedules("paper"),
+        paper = maco_keras.presets.schedules("paper")
+        if "optimizer" in overrides:
+            paper.pop("learning_rate")  # the method's optimizer keeps its own rate (a schedule of its own)
+        kwargs = {"crops": 32, **paper,
                   **{key: value(steps) if getattr(value, "per_budget", False) else value
                      for key, value in overrides.items()}}
         kwargs = {key: value(model, classes) if getattr(value, "from_data", False) else value

@@ -138,7 +138,8 @@ def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0
 
     Args:
         model: Keras model.
-        unit: an int (a logit of `model`'s output) or an Xplique `Objective` with one objective.
+        unit: an int (a logit of `model`'s output) or an objective with one objective (an
+            Xplique `Objective` on TensorFlow, a `maco_keras.objectives` one on JAX and PyTorch).
         image: array (H, W, C) in `values_range`; resized up to the model input if smaller.
         layer: name or index of the layer whose (pooled) activations stay near the image's.
         weight: strength of that regularizer (the multiplier of its mean squared distance).

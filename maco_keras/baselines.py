@@ -43,16 +43,25 @@ BASELINE = MacoConfig(steps=256, crop_scale=0.5, noise=0.0, learning_rate=0.05, 
 Their crop scale is the transforms' (0.5 of the side for "standard", the whole image for "none")."""
 
 
+# MACO's own settings: a baseline's images are no phase at a fixed magnitude, and its crops are `transforms`'.
+MACO_ONLY = ("crop_scale", "crop_scale_std", "crop_scale_of", "contrast", "coarse_to_fine", "antialias", "phase_as",
+             "pixel_statistics")
+
+
 def _run(objective, units, config, settings, *, transforms, optimizer, make_images, cache, image_key):
     augmentation, scale = _augmentation(transforms)
-    if "crop_scale" in settings:
-        raise ValueError(f"expected the crop scale from `transforms` (the baselines' own), received: "
-                         f"crop_scale={settings['crop_scale']!r}")
+    given = [name for name in MACO_ONLY if name in settings]
+    if given:
+        raise ValueError(f"expected settings a baseline uses (its crops come from `transforms`), received: "
+                         f"{', '.join(f'{name}={settings[name]!r}' for name in given)} (MACO's only)")
     config, options = optimization.split_settings(config, settings, BASELINE)
+    if config.coarse_to_fine:
+        raise ValueError(f"expected coarse_to_fine=0 for a baseline (its images are not a phase of frequencies), "
+                         f"received: coarse_to_fine={config.coarse_to_fine} from config (use baselines.BASELINE)")
     loop_settings = optimization.LoopSettings.of(
         config.replace(crop_scale=scale), options, augmentation=augmentation,
         optimizer=keras.optimizers.Adam() if optimizer is None else optimizer,
-        optimizer_rate=optimizer is not None and "learning_rate" not in settings)
+        optimizer_rate=optimizer is not None and settings.get("learning_rate") is None)
     return engine.run_method(objective, units, loop_settings, make_images=make_images, cache=cache,
                              image_key=image_key)
 
@@ -64,7 +73,9 @@ def fourier(objective, units: Optional[Union[int, Sequence[int]]] = None, *, con
 
     Args:
         config: a `MacoConfig` (default `BASELINE`: 256 steps, 32 crops, Adam at 0.05, no
-            noise, a random seed); its contrast, coarse to fine and MACO-only fields do not apply.
+            noise, a random seed); its `coarse_to_fine` must be 0, and its other MACO-only
+            fields (`MACO_ONLY`: crops, contrast, phase...) are not used. A MACO preset's
+            learning rate (1.0) is Adam's too: start from `BASELINE`.
         transforms: "standard" (Lucid/Xplique's transformations), "none" (the whole image
             resized: the "- augmentations" ablation) or an `Augmentation`.
         decay_power, std: see `FourierImage`.

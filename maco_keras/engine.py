@@ -110,11 +110,18 @@ def visualize(
         raise TypeError(f"expected a maco_keras.ImageParameterization, received: "
                         f"parameterization={type(parameterization).__name__}")
     config, options = optimization.split_settings(config, settings, VISUALIZE_DEFAULTS)
+    if options.batch_size is not None:
+        raise ValueError(f"expected batch_size only with maco, fourier or pixel (a parameterization holds its own "
+                         f"N images), received: batch_size={options.batch_size}")
+    own = {"image_size": tuple(parameterization.image_size), "values_range": tuple(parameterization.values_range)}
+    for name, value in own.items():
+        if name in settings and tuple(getattr(config, name)) != value:
+            raise ValueError(f"expected the parameterization's {name} {value}, received: {name}={settings[name]!r}")
     # Noise is a fraction of the input range: in model units it scales with the parameterization's span.
-    config = config.replace(image_size=parameterization.image_size, values_range=parameterization.values_range)
+    config = config.replace(**own)
     loop_settings = optimization.LoopSettings.of(
         config, options, augmentation=augmentation, optimizer=optimizer,
-        optimizer_rate=optimizer is not None and "learning_rate" not in settings)
+        optimizer_rate=optimizer is not None and settings.get("learning_rate") is None)
     if loop_settings.frequency_cutoffs is not None:
         optimization.frequency_radii(parameterization)  # its error, before the objective is compiled
     compiled = compile_for(objective, units, options.input_shape, parameterization.image_size,

@@ -88,14 +88,21 @@ class RunOptions:
             if getattr(self, name) is not None:
                 set_(name, validation.positive_int(name, getattr(self, name)))
         for name in ("jit_compile", "verbose", "return_visualization"):
-            set_(name, validation.boolean(name, getattr(self, name)))
+            value = getattr(self, name)
+            # 0 and 1 too, as Keras's own `verbose=0` and earlier versions of these took them.
+            set_(name, validation.boolean(name, bool(value) if isinstance(value, (int, np.integer)) and value in (0, 1)
+                                          else value))
         try:
             set_("snapshot_steps", tuple(self.snapshot_steps))
         except TypeError:
             raise ValueError(f"expected `snapshot_steps` to be a sequence of ints, received: "
                              f"snapshot_steps={self.snapshot_steps!r}") from None
         if self.input_shape is not None:
-            set_("input_shape", tuple(self.input_shape))
+            try:
+                set_("input_shape", tuple(self.input_shape))
+            except TypeError:
+                raise ValueError(f"expected input_shape (height, width, channels), received: "
+                                 f"input_shape={self.input_shape!r}") from None
 
 
 CONFIG_FIELDS = tuple(field.name for field in dataclasses.fields(MacoConfig))
@@ -152,7 +159,7 @@ class LoopSettings:
     def of(cls, config: MacoConfig, options: Optional[RunOptions] = None, *,
            augmentation: Optional[augmentation_lib.Augmentation] = None,
            optimizer: Optional[keras.optimizers.Optimizer] = None, optimizer_rate: bool = False,
-           gaussian_noise=None) -> "LoopSettings":
+           uniform_noise=None, gaussian_noise=None) -> "LoopSettings":
         """Checks what the configuration does not (the augmentation, the optimizer, the crops' split) and builds
         the per-step arrays.
 
@@ -163,8 +170,9 @@ class LoopSettings:
                 `crop_scale_of`, `antialias`).
             optimizer: default NAdam; its rate is set to the configuration's learning rate at
                 every step, unless `optimizer_rate`: then the optimizer keeps its own.
-            gaussian_noise: None (0), or a schedule of N(0, s) deviations in model units
-                (Xplique's recipe, `xplique_compat`).
+            uniform_noise, gaussian_noise: None (the configuration's noise; no Gaussian noise),
+                or schedules in model units: Xplique's recipe (`xplique_compat`), U(-a, a) and
+                N(0, s) noise given as such.
         """
         if not isinstance(config, MacoConfig):
             raise TypeError(f"expected a maco_keras.MacoConfig, received: config={type(config).__name__}")
@@ -188,7 +196,8 @@ class LoopSettings:
         steps_lib.split_crops(config.crops, steps_lib.resolve_strategy(options.strategy), options.crop_chunk)
         gaussian = np.zeros((config.steps,), np.float32) if gaussian_noise is None else \
             schedule("gaussian_noise", gaussian_noise, config.steps)
-        return cls(config, options, augmentation, optimizer, schedules["crop_scale"], schedules["noise"], gaussian,
+        uniform = schedules["noise"] if uniform_noise is None else schedule("uniform_noise", uniform_noise, config.steps)
+        return cls(config, options, augmentation, optimizer, schedules["crop_scale"], uniform, gaussian,
                    learning_rates, coarse_to_fine_cutoffs(config.coarse_to_fine, config.steps),
                    snapshot_list(options.snapshot_steps, config.steps))
 

@@ -136,9 +136,10 @@ class Visualizer:
         magnitudes = self.magnitudes(compiled.num_units)
         if start_phases is not None:
             start_phases = np.asarray(start_phases, np.float32)
-            if start_phases.shape != magnitudes.shape:
-                raise ValueError(f"expected start_phases of shape {magnitudes.shape}, one per unit, received: "
-                                 f"start_phases.shape={start_phases.shape}")
+            if start_phases.shape != magnitudes.shape or not np.all(np.isfinite(start_phases)):
+                raise ValueError(f"expected finite start_phases of shape {magnitudes.shape}, one per unit, received: "
+                                 f"start_phases.shape={start_phases.shape}"
+                                 + ("" if np.all(np.isfinite(start_phases)) else " with non-finite values"))
         size = compiled.num_units if self.batch_size is None else self.batch_size
         results, failures = [], []
         for start in range(0, compiled.num_units, size):
@@ -162,7 +163,8 @@ class Visualizer:
         state = runner.start(config.seed, keys, config.steps)
         if start_phases is not None:
             # The optimizer's state starts at zero whatever the phase: only the phases are replaced.
-            state = (keras.ops.convert_to_tensor(start_phases),) + tuple(state[1:])
+            place = getattr(runner, "place", keras.ops.convert_to_tensor)  # JAX: on the runner's devices
+            state = (place(start_phases),) + tuple(state[1:])
         chunk = max(1, math.ceil(config.steps / PROGRESS_UPDATES)) if self.verbose else config.steps
         stops = list(range(chunk, config.steps, chunk)) + [config.steps]
         progress = keras.utils.Progbar(config.steps, stateful_metrics=["mean_unit_value"]) if self.verbose else None

@@ -107,13 +107,12 @@ def maco(objective, optimizer=None, maco_dataset=None, nb_steps=256, noise_inten
     images = _IMAGES.get((compiled.num_objectives, size, channels, (low, high)), lambda: parameterization_lib.MacoImage(
         compiled.num_objectives, size, channels, magnitude=magnitude, values_range=(low, high), seed=seed))
     images.magnitude.assign(magnitude)
-    # Xplique's uniform noise is half its Gaussian deviation, in model units; a configuration's is a fraction
-    # of the range.
-    config = configure(CONFIGS["paper"], dict(
-        steps=steps, crops=num_crops, image_size=size, seed=seed, crop_scale=box, values_range=(low, high),
-        noise=tuple(float(value) for value in 0.5 * gaussian / (high - low))))
+    config = configure(CONFIGS["paper"], dict(steps=steps, crops=num_crops, image_size=size, seed=seed,
+                                              crop_scale=box, values_range=(low, high)))
+    # Xplique's noise, in model units: uniform of half its Gaussian deviation.
     settings = optimization.LoopSettings.of(
-        config, optimization.RunOptions(verbose=False), augmentation=augmentation, gaussian_noise=gaussian,
+        config, optimization.RunOptions(verbose=False), augmentation=augmentation, uniform_noise=0.5 * gaussian,
+        gaussian_noise=gaussian,
         optimizer=optimizer if optimizer is not None else optimization.default_optimizer(1.0), optimizer_rate=True)
     visualization = engine.run(images, compiled, settings)
     transparency = tf.convert_to_tensor(visualization.transparency * steps)

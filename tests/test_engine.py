@@ -143,3 +143,29 @@ def test_maco_checks_every_setting_before_compiling(tiny_model, settings, error,
     with pytest.raises(error, match=message):
         maco_keras.maco(tiny_model, units=[1], steps=3, crops=2, image_size=40, **settings)
     assert not optimization.cached_loops() and not objective_lib._FEATURE_MODELS.get(tiny_model)
+
+
+def test_what_earlier_versions_took_still_means_the_same(tiny_model):
+    kwargs = dict(units=[1], steps=2, crops=2, image_size=40, seed=3)
+    default = maco_keras.maco(tiny_model, verbose=False, **kwargs)[0]
+    # learning_rate=None (the old default) is "not given", and verbose=0 is Keras's False.
+    np.testing.assert_array_equal(maco_keras.maco(tiny_model, learning_rate=None, verbose=0, **kwargs)[0], default)
+    adam = keras.optimizers.Adam(0.01)
+    own = maco_keras.maco(tiny_model, optimizer=adam, verbose=False, **kwargs)[0]
+    np.testing.assert_array_equal(maco_keras.maco(tiny_model, optimizer=adam, learning_rate=None, verbose=False,
+                                                  **kwargs)[0], own)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda model: maco_keras.baselines.fourier(model, units=[1], contrast=0.7), "contrast=0.7 \\(MACO's only\\)"),
+    (lambda model: maco_keras.baselines.pixel(model, units=[1], crop_scale=0.3), "crop_scale=0.3"),
+    (lambda model: maco_keras.baselines.fourier(model, units=[1], config=presets.PRESETS["fast"]), "coarse_to_fine"),
+    (lambda model: maco_keras.visualize(model, MacoImage(1, 40), units=[1], batch_size=1), "batch_size=1"),
+    (lambda model: maco_keras.visualize(model, MacoImage(1, 40), units=[1], image_size=64), "image_size=64"),
+    (lambda model: maco_keras.maco(model, units=[1], input_shape=32), "input_shape=32"),
+])
+def test_settings_a_method_does_not_use_are_named_errors(tiny_model, call, message):
+    maco_keras.clear_cache()
+    with pytest.raises((TypeError, ValueError), match=message):
+        call(tiny_model)
+    assert not optimization.cached_loops()

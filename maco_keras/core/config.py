@@ -284,6 +284,8 @@ def configure(base=None, settings=None, default=None):
         A validated `MacoConfig`.
     """
     settings = dict(settings or {})
+    if "learning_rate" in settings and settings["learning_rate"] is None:
+        del settings["learning_rate"]  # None: not given (the configuration's rate, or a given optimizer's own)
     if base is None:
         settings.setdefault("seed", None)
         base = CONFIGS["fast"] if default is None else default
