@@ -406,8 +406,9 @@ class VisualizeJob:
         # What the unit pages show for the settings the manifest records as None (the preset's, the model file's).
         self.used = {"weights": args.weights if loaded.values_range is not None else "the model file's",
                      "crop_chunk": args.crops}  # None: every crop of a step at once
+        self.config_json = None if self.config is None else self.config.to_json()
         if self.config is not None:
-            self.used.update({key: value for key, value in self.config.to_json().items()
+            self.used.update({key: value for key, value in self.config_json.items()
                               if key not in ("steps", "image_size", "crops", "values_range", "seed")
                               and key not in TENSORFLOW_ONLY})
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
@@ -433,8 +434,8 @@ class VisualizeJob:
             run.mine = results.shard_units(run.units, *self.shard)
             description = {**run.description(loaded.source, settings), "model_digest": self.model_digest,
                            "used": self.used}
-            if self.config is not None:
-                description["config"] = self.config.to_json()  # the whole configuration the run takes
+            if self.config_json is not None:
+                description["config"] = self.config_json  # the whole configuration the run takes
             if self.model_path is not None:
                 description["model_path"] = self.model_path
             run.manifest = run.folder.open(description, run.mine, self.shard)

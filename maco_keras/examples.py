@@ -163,12 +163,7 @@ def dataset_examples(model, layer, kind, folder, values_range, units, top=6, bat
 
     paths = image_paths(folder)
     height, width = model.input_shape[1:3]
-    found = objectives.layer_tap(model, None if kind == "logit" else layer)
-    if keras.backend.backend() == "tensorflow":
-        features = taps.output_function(found)  # compiled once per (model, layer)
-    else:
-        capture = taps.FeatureCapture(model, [found])
-        features = lambda batch: capture(batch)[0]  # noqa: E731 (a forward pass with the layer captured)
+    features = taps.output_function(objectives.layer_tap(model, None if kind == "logit" else layer))
     low, high = values_range
     units = list(units)
     running = RunningTop(top, len(units))

@@ -276,8 +276,8 @@ def direction(model, layer, vectors, *, cossim_pow=2.0, token=None, prefix_token
 def layer_outputs(model, layer, images, batch_size=32):
     """`layer`'s outputs (a name, path or index; see `taps.find`) for images, resized to the model input.
 
-    Compiled once per (model, layer) on TensorFlow (`taps.output_function`); a forward pass
-    with the layer captured on the other backends.
+    Through `taps.output_function`: compiled once per (model, layer) on TensorFlow, a
+    forward pass with the layer captured on the other backends.
 
     Returns:
         float32 array (N, *layer output shape).
@@ -285,11 +285,7 @@ def layer_outputs(model, layer, images, batch_size=32):
     found = layer_tap(model, layer)
     height, width = model.input_shape[1:3]
     images = np.asarray(images, np.float32)
-    if keras.backend.backend() == "tensorflow":
-        forward = taps.output_function(found)
-    else:
-        capture = taps.FeatureCapture(model, [found])
-        forward = lambda batch: capture(batch)[0]  # noqa: E731
+    forward = taps.output_function(found)
     outputs = [keras.ops.convert_to_numpy(forward(keras.ops.image.resize(images[start:start + batch_size],
                                                                            (height, width))))
                for start in range(0, len(images), batch_size)]
@@ -381,12 +377,8 @@ def feature_distribution(model, layers, reference_images, *, multiplier=1.0, nam
         raise ValueError(f"expected reference_images (R, height, width, {channels}) with R >= 1, received: "
                          f"reference_images.shape={images.shape}")
     if images.shape[1:3] != (height, width):
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf  # the resize it has always used: its pictures stay the same
-
-            images = tf.image.resize(images, (height, width), antialias=True).numpy()
-        else:
-            images = keras.ops.convert_to_numpy(keras.ops.image.resize(images, (height, width), antialias=True))
+        # On TensorFlow, `tf.image.resize(..., antialias=True)`, bit for bit.
+        images = keras.ops.convert_to_numpy(keras.ops.image.resize(images, (height, width), antialias=True))
     # One pass of the references through the model gives every layer's outputs.
     capture = taps.FeatureCapture(model, found)
     batches = [[keras.ops.convert_to_numpy(output).astype(np.float32)

@@ -391,17 +391,21 @@ _OUTPUT_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {path: compiled imag
 
 
 def output_function(tap):
-    """A compiled `images -> tap's output` for `tap`'s model, built once per (model, path).
+    """`images -> tap's output` for `tap`'s model, built once per (model, path).
 
-    In its graph the model's layers after the tap feed nothing and are pruned, so it costs a
-    model cut at the layer.
+    On TensorFlow a `tf.function`: in its graph the model's layers after the tap feed
+    nothing and are pruned, so it costs a model cut at the layer. On JAX and PyTorch a
+    forward pass with the layer captured.
     """
     per_model = _OUTPUT_FUNCTIONS.setdefault(tap.model, {})
     if tap.path not in per_model:
-        import tensorflow as tf  # this compiled function is TensorFlow's (dataset examples, applications)
-
         capture = FeatureCapture(tap.model, [tap])
-        per_model[tap.path] = tf.function(lambda images: capture(images)[0])
+        forward = lambda images: capture(images)[0]  # noqa: E731
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # compiled: dataset examples and layer outputs run it batch after batch
+
+            forward = tf.function(forward)
+        per_model[tap.path] = forward
     return per_model[tap.path]
 
 

@@ -62,8 +62,9 @@ class Visualizer:
         config = CONFIGS["fast"] if config is None else config
         if not isinstance(config, MacoConfig):
             raise TypeError(f"expected a maco_keras.MacoConfig, received: config={type(config).__name__}")
-        if config.tensorflow_only():
-            changed = ", ".join(f"{name}={getattr(config, name)!r}" for name in config.tensorflow_only())
+        tensorflow_only = config.tensorflow_only()
+        if tensorflow_only:
+            changed = ", ".join(f"{name}={getattr(config, name)!r}" for name in tensorflow_only)
             raise ValueError(f"expected a configuration a Visualizer runs on every backend, received: {changed} "
                              "(TensorFlow's maco only)")
         self.model = model
@@ -136,10 +137,10 @@ class Visualizer:
         magnitudes = self.magnitudes(compiled.num_units)
         if start_phases is not None:
             start_phases = np.asarray(start_phases, np.float32)
-            if start_phases.shape != magnitudes.shape or not np.all(np.isfinite(start_phases)):
+            finite = bool(np.all(np.isfinite(start_phases)))
+            if start_phases.shape != magnitudes.shape or not finite:
                 raise ValueError(f"expected finite start_phases of shape {magnitudes.shape}, one per unit, received: "
-                                 f"start_phases.shape={start_phases.shape}"
-                                 + ("" if np.all(np.isfinite(start_phases)) else " with non-finite values"))
+                                 f"start_phases.shape={start_phases.shape}" + ("" if finite else " with non-finite values"))
         size = compiled.num_units if self.batch_size is None else self.batch_size
         results, failures = [], []
         for start in range(0, compiled.num_units, size):

@@ -79,6 +79,17 @@ def render(phase, magnitude, image_size, contrast, values_range):
     return ops.add(np.float32(low), ops.multiply(np.float32(high - low), ops.sigmoid(image)))
 
 
+# Its inverse, in float64 for the NumPy measurements below (rgb @ this = decorrelated).
+_COLOR_DECORRELATION = np.linalg.inv(COLOR_CORRELATION.astype(np.float64))
+
+
+def _decorrelated_spectra(images):
+    """rfft2 of (N, H, W, C) images taken to the decorrelated colour space (3 channels): complex (N, C, H, W // 2 + 1)."""
+    if images.shape[-1] == 3:
+        images = images @ _COLOR_DECORRELATION
+    return np.fft.rfft2(np.transpose(images, (0, 3, 1, 2)))
+
+
 def image_spectrum(images, values_range):
     """The Fourier magnitude and phase of images in the space `render` draws from (NumPy, any backend).
 
@@ -95,10 +106,7 @@ def image_spectrum(images, values_range):
     """
     low, high = values_range
     images = np.clip((np.asarray(images, np.float64) - low) / (high - low), 1e-3, 1 - 1e-3)
-    logits = np.log(images) - np.log1p(-images)
-    if logits.shape[-1] == 3:
-        logits = logits @ np.linalg.inv(COLOR_CORRELATION.astype(np.float64))
-    spectra = np.fft.rfft2(np.transpose(logits, (0, 3, 1, 2)))
+    spectra = _decorrelated_spectra(np.log(images) - np.log1p(-images))
     return np.abs(spectra).astype(np.float32), np.angle(spectra).astype(np.float32)
 
 
@@ -120,9 +128,7 @@ def mean_magnitude(images, values_range):
     images = (np.asarray(images, np.float64) - low) / (high - low)
     if images.ndim != 4 or not len(images):
         raise ValueError(f"expected images (N, H, W, C) with N >= 1, received: images.shape={images.shape}")
-    if images.shape[-1] == 3:
-        images = images @ np.linalg.inv(COLOR_CORRELATION.astype(np.float64))
-    return np.abs(np.fft.rfft2(np.transpose(images, (0, 3, 1, 2)))).mean(axis=0).astype(np.float32)
+    return np.abs(_decorrelated_spectra(images)).mean(axis=0).astype(np.float32)
 
 
 def initial_phase(bits_uniform):
