@@ -61,7 +61,7 @@ def _run(objective, units, config, settings, *, transforms, optimizer, make_imag
     loop_settings = optimization.LoopSettings.of(
         config.replace(crop_scale=scale), options, augmentation=augmentation,
         optimizer=keras.optimizers.Adam() if optimizer is None else optimizer,
-        optimizer_rate=optimizer is not None and settings.get("learning_rate") is None)
+        optimizer_rate=optimization.keeps_own_rate(optimizer, settings))
     return engine.run_method(objective, units, loop_settings, make_images=make_images, cache=cache,
                              image_key=image_key)
 

@@ -121,7 +121,7 @@ def visualize(
     config = config.replace(**own)
     loop_settings = optimization.LoopSettings.of(
         config, options, augmentation=augmentation, optimizer=optimizer,
-        optimizer_rate=optimizer is not None and settings.get("learning_rate") is None)
+        optimizer_rate=optimization.keeps_own_rate(optimizer, settings))
     if loop_settings.frequency_cutoffs is not None:
         optimization.frequency_radii(parameterization)  # its error, before the objective is compiled
     compiled = compile_for(objective, units, options.input_shape, parameterization.image_size,

@@ -121,6 +121,12 @@ def split_settings(config, settings, default=None):
     return configure(config, {name: settings[name] for name in CONFIG_FIELDS if name in settings}, default), options
 
 
+def keeps_own_rate(optimizer, settings):
+    """The learning-rate rule of every entry point: a given optimizer keeps its own rate unless the call's
+    `settings` give a `learning_rate` (None counts as not given)."""
+    return optimizer is not None and settings.get("learning_rate") is None
+
+
 @dataclasses.dataclass(frozen=True)
 class LoopSettings:
     """What one compiled run takes besides the images and the objective: a `MacoConfig`, the `RunOptions`,

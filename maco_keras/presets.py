@@ -80,8 +80,7 @@ def maco(objective, units: Optional[Union[int, Sequence[int]]] = None, *, config
     """
     config, options = optimization.split_settings(config, settings)
     loop_settings = optimization.LoopSettings.of(
-        config, options, optimizer=optimizer,
-        optimizer_rate=optimizer is not None and settings.get("learning_rate") is None)
+        config, options, optimizer=optimizer, optimizer_rate=optimization.keeps_own_rate(optimizer, settings))
     pixel_statistics = parameterization_lib.resolve_pixel_statistics(config.pixel_statistics, None)
 
     per_image = magnitude is not None and np.ndim(magnitude) == 4
