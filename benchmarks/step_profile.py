@@ -38,6 +38,7 @@ import tensorflow as tf  # noqa: E402
 import maco_keras  # noqa: E402
 from common import floor_steps, markdown_table, shared_dir  # noqa: E402
 from maco_keras import augmentation, native, optimization, parameterization, seeding  # noqa: E402
+from maco_keras.core import draws  # noqa: E402
 from maco_keras import steps as steps_lib  # noqa: E402
 
 UNITS = [1, 21, 31, 95, 207, 309, 417, 980]  # spread-out ImageNet classes (no tuning involved)
@@ -59,8 +60,8 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
     input_size = model.input_shape[1:3]
     images_layer = parameterization.MacoImage(num_images, image_size, values_range=(-1.0, 1.0), seed=0)
     settings = augmentation.Augmentation(crop_scale_of="area")
-    seed = tf.constant([3, 4])
-    seeds = seeding.unit_seeds(seed, seeding.unit_keys([f"Neuron#predictions_{unit}" for unit in range(num_images)]))
+    seeds = seeding.unit_draws(3, 4, seeding.unit_keys([f"Neuron#predictions_{unit}" for unit in range(num_images)]))
+    seed = seeds[0]
     images = tf.identity(images_layer())
     boxes = augmentation.sample_boxes(seed, crops * num_images, tf.constant(0.25), settings)
     crop_gradient = tf.random.uniform((crops * num_images, *input_size, 3))
@@ -76,7 +77,9 @@ def parts(model, num_images, crops, image_size, iterations, repeats):
 
     @tf.function
     def noise_part():
-        return augmentation.add_noise(seeds, images, tf.constant(0.1), tf.constant(0.0))
+        noise_keys = tf.stack([seeding.stream_keys(seeds, draws.NOISE),
+                               seeding.stream_keys(seeds, draws.GAUSSIAN_NOISE)], axis=1)
+        return augmentation.add_noise(noise_keys, images, tf.constant(0.1), tf.constant(0.0))
 
     @tf.function
     def crops_part():

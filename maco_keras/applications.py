@@ -62,26 +62,8 @@ def concept_visualization(model, layer, concepts, cossim_pow=2.0):
                                 names=[f"Concept#{layer}_{i}" for i in range(len(concepts))])
 
 
-def gram_similarity(features, copies):
-    """Per crop: the mean cosine similarity of its Gram matrix to those of the crops of other copies.
-
-    Args:
-        features: tensor (B, ..., channels), a layer's activations for B crops.
-        copies: tensor (B, K), row b one-hot on the copy crop b belongs to.
-
-    Returns:
-        float32 tensor (B,).
-    """
-    import tensorflow as tf
-
-    features = tf.cast(features, tf.float32)
-    features = tf.reshape(features, (tf.shape(features)[0], -1, features.shape[-1]))
-    gram = tf.einsum("bpc,bpd->bcd", features, features) / tf.cast(tf.shape(features)[1], tf.float32)
-    gram = tf.math.l2_normalize(tf.reshape(gram, (tf.shape(gram)[0], -1)), axis=1)
-    similarity = tf.matmul(gram, gram, transpose_b=True)
-    copies = tf.cast(copies, tf.float32)
-    other = 1.0 - tf.matmul(copies, copies, transpose_b=True)  # 1 where the crops are of different copies
-    return tf.reduce_sum(similarity * other, axis=1) / tf.maximum(tf.reduce_sum(other, axis=1), 1.0)
+# Per crop, the mean cosine similarity of its Gram matrix to those of the crops of other copies (every backend).
+gram_similarity = core_objectives.gram_similarities
 
 
 def diversity(model, layer, copies, weight=1.0):
@@ -101,28 +83,22 @@ def diversity(model, layer, copies, weight=1.0):
         weight: strength of the penalty (its multiplier in the composition).
 
     Returns:
-        An `Objective` with K objectives, one per copy; `unit + diversity(...)` has K
-        images per unit. Copies of different units are pushed apart too.
+        An objective with K objectives, one per copy (an Xplique `Objective` on
+        TensorFlow, a `maco_keras.objectives` one on JAX and PyTorch); `unit +
+        diversity(...)` has K images per unit. The term couples the pictures of a batch:
+        copies of different units are pushed apart too, and every backend optimizes the
+        batch as one computation (its crops through the model together).
 
     Example:
-        >>> objective = Objective.neuron(model, -1, 309) + diversity(model, "block_6_expand_relu", copies=4)
-        >>> images, transparency = maco_keras.maco(objective)        # 4 different bees
+        >>> objective = objectives.logit(model, 309) + diversity(model, "block_6_expand_relu", copies=4)
+        >>> images, transparency = maco_keras.maco(objective)        # 4 different bees, on any backend
     """
     copies = int(copies)
     if copies < 2:
         raise ValueError(f"expected at least 2 copies to diversify, received: copies={copies}")
-    if not _tensorflow():
-        raise ValueError(f"expected the TensorFlow backend for diversity (its term couples the copies of a step), "
-                         f"received: backend={keras.backend.backend()!r}")
-    from xplique.features_visualizations import Objective
-
     found = objectives.layer_tap(model, layer)
-
-    def diversity_loss(output, copy_masks):
-        return -gram_similarity(output, copy_masks)
-
-    return Objective(model, [found], [np.eye(copies, dtype=np.float32)], [diversity_loss], [float(weight)],
-                     [[f"Copy#{k}" for k in range(copies)]])
+    return objectives._objective(model, found, np.eye(copies, dtype=np.float32), objectives.gram_diversity,
+                                 float(weight), [f"Copy#{k}" for k in range(copies)], kind="gram")
 
 
 def accentuate(model, unit, image, layer, *, weight=1.0, values_range=(-1.0, 1.0), steps=128, crops=16,

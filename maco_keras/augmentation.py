@@ -1,8 +1,9 @@
 """Random augmentations applied at every optimization step: crops and additive noise.
 
-All randomness is stateless (`tf.random.stateless_*`) and keyed per image by (seed, step,
-its unit; see `seeding`), so an image's crops and noise are the same on every run and
-device, and whatever other images share its batch.
+All randomness is stateless, the core's counter-based generator (`core.draws`) keyed per
+image by (seed, its unit, step; see `seeding`), so an image's crops and noise are the same
+on every run and device, whatever other images share its batch, and on every backend: MACO's
+crops and noise here are the core's (`core.crops`), to the bit.
 
 Crops are cut with `tf.image.crop_and_resize` semantics, but never with that op's own
 gradient: on CPU, `CropAndResizeGradImage` lets the threads of crops of one image race
@@ -24,7 +25,8 @@ import tensorflow as tf
 
 from . import native
 from . import seeding
-from .seeding import RNG
+from .core import crops as core_crops
+from .core import draws
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,11 +91,11 @@ class Augmentation:
                 raise ValueError(f"The jitter settings leave no image (box side {side:.3f}).")
 
 
-def sample_boxes(seed, num_boxes, scale, augmentation):
+def sample_boxes(row, num_boxes, scale, augmentation):
     """Draws `num_boxes` square boxes [y1, x1, y2, x2] in normalized coordinates.
 
     Args:
-        seed: int32 tensor (2,), stateless seed.
+        row: int32 tensor (3,), the unit's (seed, key, step) (see `seeding.unit_draws`).
         num_boxes: number of boxes.
         scale: scalar tensor, the mean box side as a fraction of the image side.
         augmentation: an `Augmentation`.
@@ -101,32 +103,33 @@ def sample_boxes(seed, num_boxes, scale, augmentation):
     Returns:
         float32 tensor (num_boxes, 4).
     """
-    seed_scale, seed_position, seed_post = tf.unstack(tf.random.experimental.stateless_split(seed, 3, alg=RNG))
+    seed, key, step = row[0], row[1], row[2]
+    if augmentation.crop_center == "uniform":  # MACO's: the core's boxes, the same on every backend
+        return core_crops.boxes(seed, key, step, num_boxes, scale, augmentation, augmentation.crop_scale_range)
     if augmentation.crop_center == "jitter":
-        rescale = tf.random.stateless_uniform((num_boxes, 1), seed_scale, *augmentation.scale_range, alg=RNG)
+        low, high = augmentation.scale_range
+        rescale = low + (high - low) * draws.uniform(seeding.stream_key(row, draws.RESCALE), (num_boxes, 1))
         jitters = tf.constant(augmentation.jitters, tf.float32)
         post_jitters = tf.constant(augmentation.post_jitters, tf.float32)
-        shifts = tf.random.stateless_uniform((num_boxes, 2, len(augmentation.jitters)), seed_position, alg=RNG) * jitters
-        post_shifts = tf.random.stateless_uniform((num_boxes, 2, len(augmentation.post_jitters)), seed_post, alg=RNG)
+        shifts = draws.uniform(seeding.stream_key(row, draws.SHIFTS), (num_boxes, 2, len(augmentation.jitters)))
+        shifts *= jitters
+        post_shifts = draws.uniform(seeding.stream_key(row, draws.POST_SHIFTS),
+                                    (num_boxes, 2, len(augmentation.post_jitters)))
         post_shifts *= post_jitters
         sides = 1.0 + 2.0 * augmentation.pad - tf.reduce_sum(jitters) - tf.reduce_sum(post_jitters) / rescale
         corners = -augmentation.pad + tf.reduce_sum(shifts, -1) + tf.reduce_sum(post_shifts, -1) / rescale
         return tf.concat([corners, corners + sides], axis=1)
-    sides = scale + augmentation.crop_scale_std * tf.random.stateless_normal((num_boxes,), seed_scale, alg=RNG)
-    sides = tf.clip_by_value(sides, *augmentation.crop_scale_range)[:, None]
-    if augmentation.crop_scale_of == "area":
-        sides = tf.sqrt(sides)
-    if augmentation.crop_center == "uniform":
-        corners = tf.random.stateless_uniform((num_boxes, 2), seed_position, alg=RNG) * (1.0 - sides)
-    else:
-        centers = 0.5 + augmentation.crop_center * tf.random.stateless_normal((num_boxes, 2), seed_position, alg=RNG)
-        corners = centers - 0.5 * sides
+    sides = core_crops.sides(seed, key, step, num_boxes, scale, augmentation.crop_scale_std,
+                             augmentation.crop_scale_of, augmentation.crop_scale_range)
+    centers = 0.5 + augmentation.crop_center * draws.normal(seeding.stream_key(row, draws.CENTERS), (num_boxes, 2))
+    corners = centers - 0.5 * sides
     return tf.concat([corners, corners + sides], axis=1)
 
 
-def flip_boxes(seed, boxes):
-    """Swaps x1 and x2 of half the boxes: `crop_and_resize` then reads them mirrored."""
-    flip = tf.random.stateless_uniform((tf.shape(boxes)[0], 1), seed, alg=RNG) < 0.5
+def flip_boxes(row, boxes):
+    """Swaps x1 and x2 of half the boxes (drawn from the unit's row (seed, key, step)): `crop_and_resize` then
+    reads them mirrored."""
+    flip = draws.uniform(seeding.stream_key(row, draws.FLIP), (boxes.shape[0], 1)) < 0.5
     return tf.where(flip, tf.gather(boxes, [0, 3, 2, 1], axis=1), boxes)
 
 
@@ -258,23 +261,23 @@ def crop_gradient(upstream, boxes, num_crops, images_shape, dtype=tf.float32, ga
     return total
 
 
-def add_noise(seeds, images, uniform_amplitude, gaussian_std):
-    """Adds U(-a, a) and N(0, std) noise (either may be 0) to each image, image i's keyed by `seeds[i]`.
+def add_noise(noise_keys, images, uniform_amplitude, gaussian_std):
+    """Adds U(-a, a) and N(0, std) noise (either may be 0) to each image, image i's drawn from `noise_keys[i]`.
 
     Args:
-        seeds: int32 tensor (N, 2), one stateless seed per image.
+        noise_keys: int32 tensor (N, 2), each image's stream keys of its uniform and its Gaussian noise.
         images: tensor (N, ...).
         uniform_amplitude, gaussian_std: scalars.
     """
-    seeds = seeding.split(seeds, 2)
-    shape = images.shape[1:]
+    shape = tuple(images.shape[1:])
 
     def uniform():
-        noise = seeding.per_unit(lambda seed: tf.random.stateless_uniform(shape, seed, -1.0, 1.0, alg=RNG), seeds[:, 0])
-        return images + tf.cast(uniform_amplitude * noise, images.dtype)
+        # `core.crops.noise`'s arithmetic, so that MACO's noisy picture is the core's to the bit.
+        noise = seeding.per_unit(lambda h: draws.uniform(h, shape), noise_keys[:, 0])
+        return images + tf.cast((noise * 2.0 - 1.0) * uniform_amplitude, images.dtype)
 
     def gaussian(noisy):
-        noise = seeding.per_unit(lambda seed: tf.random.stateless_normal(shape, seed, alg=RNG), seeds[:, 1])
+        noise = seeding.per_unit(lambda h: draws.normal(h, shape), noise_keys[:, 1])
         return noisy + tf.cast(gaussian_std * noise, images.dtype)
 
     # A term whose amplitude is 0 at this step is not drawn at all: drawing an image's worth
@@ -283,40 +286,43 @@ def add_noise(seeds, images, uniform_amplitude, gaussian_std):
     return tf.cond(tf.not_equal(gaussian_std, 0.0), lambda: gaussian(noisy), lambda: tf.identity(noisy))
 
 
-def draw(seeds, images, num_crops, augmentation, scale, uniform_amplitude, gaussian_std):
+def draw(rows, images, num_crops, augmentation, scale, uniform_amplitude, gaussian_std):
     """This step's random draws, shared by every chunk of crops and every replica.
 
-    Each image's draws come from its own seed (its unit's; see `seeding`), so they do not
-    depend on the other images of the batch. Drawing everything for the whole step, then
-    cutting any slice of the crops with `cut`, is what makes a step's crops the same
-    whether they are processed at once, in chunks or split across the replicas of a
-    `tf.distribute` strategy.
+    Each image's draws come from its own row (seed, its unit's key, step; see `seeding`),
+    so they do not depend on the other images of the batch. Drawing everything for the
+    whole step, then cutting any slice of the crops with `cut`, is what makes a step's
+    crops the same whether they are processed at once, in chunks or split across the
+    replicas of a `tf.distribute` strategy.
 
     Args:
-        seeds: int32 tensor (N, 2), each image's seed for this step.
+        rows: int32 tensor (N, 3), each image's (seed, key, step) (`seeding.unit_draws`).
         images: tensor (N, H, W, C).
         num_crops: K, crops per image.
         augmentation: an `Augmentation`.
         scale, uniform_amplitude, gaussian_std: this step's scalars.
 
     Returns:
-        (images, boxes, crop_noise_seeds): the images with their image-level noise (the
+        (images, boxes, crop_noise_keys): the images with their image-level noise (the
         paper's order; unchanged when the noise is on the crops), the float32 boxes
-        (K * N, 4) in crop-major order, and each image's seed (N, 2) of its crops' noise.
+        (K * N, 4) in crop-major order, and each image's stream keys (N, 2) of its crops' noise.
     """
     num_images = images.shape[0]
-    seeds = seeding.split(seeds, 3)  # per image: its boxes', its noise's and its flips' seeds
     if augmentation.noise_on == "image":
-        images = add_noise(seeds[:, 1], images, uniform_amplitude, gaussian_std)
+        noise_keys = tf.stack([seeding.stream_keys(rows, draws.NOISE), seeding.stream_keys(rows, draws.GAUSSIAN_NOISE)],
+                              axis=1)
+        images = add_noise(noise_keys, images, uniform_amplitude, gaussian_std)
 
-    def image_boxes(image_seeds):
-        boxes = sample_boxes(image_seeds[0], num_crops, scale, augmentation)
-        return flip_boxes(image_seeds[2], boxes) if augmentation.flip else boxes
+    def image_boxes(row):
+        boxes = sample_boxes(row, num_crops, scale, augmentation)
+        return flip_boxes(row, boxes) if augmentation.flip else boxes
 
-    boxes = seeding.per_unit(image_boxes, seeds)
+    boxes = seeding.per_unit(image_boxes, rows)
     # (N, K, 4) -> crop-major (K * N, 4): box k * N + i is image i's k-th.
     boxes = tf.reshape(tf.transpose(boxes, (1, 0, 2)), (num_crops * num_images, 4))
-    return images, boxes, seeds[:, 1]
+    crop_noise_keys = tf.stack([seeding.stream_keys(rows, draws.CROP_NOISE),
+                                seeding.stream_keys(rows, draws.CROP_GAUSSIAN_NOISE)], axis=1)
+    return images, boxes, crop_noise_keys
 
 
 def cut_size(output_size, augmentation):
@@ -339,27 +345,26 @@ def cut_crops(images, boxes, first_crop, num_crops, output_size, augmentation, g
     return crop_and_resize_crop_major(images, boxes, num_crops, size)
 
 
-def finish(crops, num_images, first_crop, num_crops, augmentation, crop_noise_seeds, uniform_amplitude, gaussian_std):
+def finish(crops, num_images, first_crop, num_crops, augmentation, crop_noise_keys, uniform_amplitude, gaussian_std):
     """`cut_crops`' crops as the model's inputs: box-filtered to the model input (`antialias`), then their
     noise when it is on the crops."""
     if augmentation.antialias:
         crops = tf.nn.avg_pool2d(crops, 2, 2, "VALID")
     if augmentation.noise_on == "crops":
-        # Crop k of image i is keyed by (its image's seed, k): the same in whatever slice it is cut.
+        # Crop k of image i is drawn from (its image's stream keys, k): the same in whatever slice it is cut.
         indices = tf.cast(first_crop, tf.int32) + tf.range(num_crops)
-        seeds = tf.reshape(tf.stack([seeding.unit_seeds(crop_noise_seeds[image], indices)
-                                     for image in range(num_images)], axis=1), (num_crops * num_images, 2))
-        crops = add_noise(seeds, crops, uniform_amplitude, gaussian_std)
+        keys = draws.substream(crop_noise_keys[None], indices[:, None, None])  # (K, N, 2), crop-major
+        crops = add_noise(tf.reshape(keys, (num_crops * num_images, 2)), crops, uniform_amplitude, gaussian_std)
     return crops
 
 
-def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_noise_seeds, uniform_amplitude,
+def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_noise_keys, uniform_amplitude,
         gaussian_std, gather=False):
     """The model's inputs for crops `first_crop .. first_crop + num_crops - 1` of every image, in crop-major
     order: `cut_crops`, then `finish`.
 
     Args:
-        images, boxes, crop_noise_seeds: from `draw`.
+        images, boxes, crop_noise_keys: from `draw`.
         first_crop: int or scalar int32 tensor, the first crop index k of the slice.
         num_crops: static size of the slice.
         output_size: (h, w) of the model input.
@@ -371,7 +376,7 @@ def cut(images, boxes, first_crop, num_crops, output_size, augmentation, crop_no
         tensor (num_crops * N, h, w, C).
     """
     crops = cut_crops(images, boxes, first_crop, num_crops, output_size, augmentation, gather=gather)
-    return finish(crops, images.shape[0], first_crop, num_crops, augmentation, crop_noise_seeds, uniform_amplitude,
+    return finish(crops, images.shape[0], first_crop, num_crops, augmentation, crop_noise_keys, uniform_amplitude,
                   gaussian_std)
 
 
@@ -382,7 +387,7 @@ def crop_slice(boxes, num_images, first_crop, num_crops):
     return tf.reshape(boxes, (num_crops * num_images, 4))
 
 
-def augment(seeds, images, num_crops, output_size, augmentation, scale, uniform_amplitude, gaussian_std,
+def augment(rows, images, num_crops, output_size, augmentation, scale, uniform_amplitude, gaussian_std,
             gather=False):
     """The crops fed to the model at one step, in crop-major order: `draw`, then `cut` them all.
 
@@ -390,7 +395,7 @@ def augment(seeds, images, num_crops, output_size, augmentation, scale, uniform_
     holds one crop of every image, which is what Xplique objectives' masks expect.
 
     Args:
-        seeds: int32 tensor (N, 2), each image's seed for this step (see `seeding.unit_seeds`).
+        rows: int32 tensor (N, 3), each image's (seed, key, step) (see `seeding.unit_draws`).
         images: tensor (N, H, W, C).
         num_crops: K, crops per image.
         output_size: (h, w) of the model input.
@@ -401,7 +406,7 @@ def augment(seeds, images, num_crops, output_size, augmentation, scale, uniform_
     Returns:
         tensor (K * N, h, w, C).
     """
-    images, boxes, crop_noise_seeds = draw(seeds, images, num_crops, augmentation, scale, uniform_amplitude,
-                                           gaussian_std)
-    return cut(images, boxes, 0, num_crops, output_size, augmentation, crop_noise_seeds, uniform_amplitude,
+    images, boxes, crop_noise_keys = draw(rows, images, num_crops, augmentation, scale, uniform_amplitude,
+                                          gaussian_std)
+    return cut(images, boxes, 0, num_crops, output_size, augmentation, crop_noise_keys, uniform_amplitude,
                gaussian_std, gather=gather)

@@ -40,14 +40,14 @@ class CropChunks:
         self.gather = gather
         self.model_dtype = model_dtype
 
-    def _chunk_gradient(self, images, boxes, noise_seeds, first, masks, multipliers, uniform, gaussian):
+    def _chunk_gradient(self, images, boxes, noise_keys, first, masks, multipliers, uniform, gaussian):
         """One chunk: its crops' scores (N,) and the gradient of the scores at its crops (as cut, before `finish`)."""
         cut = augmentation_lib.cut_crops(images, boxes, first, self.chunk, self.objective.input_shape[:2],
                                          self.augmentation, gather=self.gather)
         with tf.GradientTape() as tape:
             tape.watch(cut)
             # The noise is additive: it changes the crops, not their gradient.
-            crops = augmentation_lib.finish(cut, images.shape[0], first, self.chunk, self.augmentation, noise_seeds,
+            crops = augmentation_lib.finish(cut, images.shape[0], first, self.chunk, self.augmentation, noise_keys,
                                             uniform, gaussian)
             outputs = self.objective.model(tf.cast(crops, self.model_dtype))
             if not isinstance(outputs, (list, tuple)):
@@ -56,11 +56,11 @@ class CropChunks:
             total = tf.reduce_sum(loss)
         return values, tape.gradient(total, cut)
 
-    def __call__(self, images, boxes, noise_seeds, first, masks, multipliers, uniform, gaussian):
+    def __call__(self, images, boxes, noise_keys, first, masks, multipliers, uniform, gaussian):
         """Scores and image gradient of this slice of the step's crops.
 
         Args:
-            images, boxes, noise_seeds: the step's draws (`augmentation.draw`).
+            images, boxes, noise_keys: the step's draws (`augmentation.draw`).
             first: scalar int32 tensor, the slice's first crop index.
             masks, multipliers: the objective's values.
             uniform, gaussian: this step's noise.
@@ -71,10 +71,10 @@ class CropChunks:
         """
         args = (masks, multipliers, uniform, gaussian)
         if self.num_chunks == 1:
-            scores, crop_gradients = self._chunk_gradient(images, boxes, noise_seeds, first, *args)
+            scores, crop_gradients = self._chunk_gradient(images, boxes, noise_keys, first, *args)
         else:
             def body(index, gradients, scores):
-                values, gradient = self._chunk_gradient(images, boxes, noise_seeds, first + index * self.chunk, *args)
+                values, gradient = self._chunk_gradient(images, boxes, noise_keys, first + index * self.chunk, *args)
                 return index + 1, gradients.write(index, gradient), scores + values
 
             gradients = tf.TensorArray(tf.float32, size=self.num_chunks)

@@ -391,14 +391,9 @@ class VisualizeJob:
 
         if args.steps is None:
             args.steps = CONFIGS[args.preset].steps
-        if self.backend == "tensorflow":
-            from maco_keras import seeding
+        from .core import draws as draws_lib
 
-            draws = seeding.DRAWS
-        else:
-            from .core import draws as draws_lib
-
-            draws = draws_lib.DRAWS
+        draws = draws_lib.DRAWS  # one generator on every backend
         # maco's whole configuration, validated once: the run takes it, the manifest records it.
         self.config = CONFIGS[args.preset].replace(
             steps=args.steps, image_size=args.image_size, crops=args.crops, values_range=self.values_range,

@@ -74,8 +74,10 @@ class CompiledObjective:
         Xplique's `neuron` and `channel` objectives average `output * mask` over the whole
         layer output: a logit shows as the logit divided by the number of outputs. The
         second result undoes that average (times the mask's size over its non-zero count),
-        so a logit reads as the logit and a channel as its spatial mean. The loss keeps
-        Xplique's scale, so the optimization is unchanged.
+        so a logit reads as the logit and a channel as its spatial mean. The loss of
+        Xplique's own objectives keeps Xplique's scale (their pictures are Xplique's);
+        `maco_keras.objectives` are maximized in the units' own values, as the core does on
+        every backend (`core.objectives.unit_score`), so `maco` draws the same picture on each.
 
         Each crop counts `multiplier / total_crops`, a weight that does not depend on how
         the step's crops are split: a crop's gradient is then the same bits whether it is
@@ -113,15 +115,10 @@ class CompiledObjective:
             scales.append(self._unit_scale(func, masks[index]))
             own.append(getattr(func, "composes_in_own_values", False))
         values = tf.add_n([part * scale for part, scale in zip(parts, scales)])
-        if len(parts) > 1 and any(own):
-            # `maco_keras.objectives` compose in the units' own values: `channel + 0.5 * logit` weighs the
-            # channel's mean against half the logit. The loss keeps the first such term's scale (a term alone
-            # is optimized exactly as before); Xplique's own objectives keep Xplique's weighting.
-            reference = scales[own.index(True)]
-            total = tf.add_n([part * scale / reference if is_own else part
-                              for part, scale, is_own in zip(parts, scales, own)])
-        else:
-            total = tf.add_n(parts)
+        # `maco_keras.objectives` are maximized in the units' own values: `channel + 0.5 * logit` weighs the
+        # channel's mean against half the logit, and the gradient is the core's on every backend. Xplique's own
+        # objectives keep Xplique's weighting.
+        total = tf.add_n([part * scale if is_own else part for part, scale, is_own in zip(parts, scales, own)])
         return total, values
 
     @staticmethod
@@ -292,7 +289,10 @@ def compile_objective(objective, units=None, input_shape=None, redirect_relu=Fal
         if num_outputs is not None and max(unit_list) >= num_outputs:
             raise ValueError(f"expected `units` in 0-{num_outputs - 1} (the model has {num_outputs} outputs), "
                              f"received: units={units!r}")
-        return _from_xplique(Objective.neuron(objective, -1, unit_list), redirect_relu)
+        # The model's own output units in their own values: the core's logit objective, on every backend.
+        from . import objectives as objectives_lib
+
+        return compile_objective(objectives_lib.logit(objective, unit_list), redirect_relu=redirect_relu)
     if callable(objective):
         if redirect_relu:
             raise ValueError("expected a Keras model or an Xplique Objective for a ReLU redirect (a callable's "

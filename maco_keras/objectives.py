@@ -23,6 +23,7 @@ as for Xplique's objectives (`CompiledObjective.scores`).
 import math
 
 import keras
+from keras import ops
 import numpy as np
 
 from . import taps
@@ -58,6 +59,12 @@ def _objective(model, found, masks, func, multiplier, names, kind="mean", cossim
                                                                   tuple(names), float(multiplier), cossim_pow)])
 
 
+def gram_diversity(output, copies):
+    """Lucid's diversity at each crop: minus the mean cosine similarity of its Gram matrix to the other copies'
+    crops' (`core.objectives.gram_similarities`; `copies`: each crop's copy, one-hot)."""
+    return ops.negative(core_objectives.gram_similarities(output, copies))
+
+
 def as_core(objective):
     """`objective` as a `core.objectives.Objective`: itself, or an Xplique `Objective` made by this module's
     `channel`, `neuron`, `logit` and `direction` (and their compositions), which the backend-neutral runners
@@ -69,10 +76,10 @@ def as_core(objective):
                 getattr(objective, "multipliers", ()), getattr(objective, "names", ()))
     for found, masks, func, multiplier, names in parts:
         kind = ("mean" if func is layer_mean else "direction" if hasattr(func, "cossim_pow")
-                else "distribution" if func is sorted_distance else None)
+                else "distribution" if func is sorted_distance else "gram" if func is gram_diversity else None)
         if not isinstance(found, taps.Tap) or kind is None:
             raise TypeError(f"expected an objective of maco_keras.objectives (channel, neuron, logit, direction, "
-                            f"feature_distribution), "
+                            f"feature_distribution, applications.diversity), "
                             f"received: a sub-objective {getattr(func, '__name__', func)!r} on {found!r}")
         terms.append(core_objectives.Term(found, kind, np.asarray(masks, np.float32), tuple(names), float(multiplier),
                                           float(getattr(func, "cossim_pow", 2.0))))

@@ -14,9 +14,10 @@ import tensorflow as tf
 
 from . import color
 from . import seeding
-from .seeding import RNG
 from . import spectrum
 from . import validation
+from .core import draws
+from .core import render
 
 
 class ImageParameterization(keras.layers.Layer):
@@ -52,20 +53,25 @@ class ImageParameterization(keras.layers.Layer):
         """
         raise NotImplementedError
 
-    def initial_draws(self, draw, seed, unit_keys=None):
-        """Stacks `draw(image_seed)` over the images, image i's seed from (seed, -1, unit_keys[i]).
+    def initial_draws(self, draw, seed, unit_keys=None, stream=draws.WEIGHTS):
+        """Stacks `draw(h)` over the images, image i's stream key h from (seed, unit_keys[i], step -1, `stream`).
+
+        `draw` makes one image's weights from its key with `core.draws` (the generator every
+        backend shares).
 
         Example:
-            >>> self.pixels.assign(self.initial_draws(lambda s: tf.random.stateless_normal((64, 64, 3), s), seed, keys))
+            >>> self.pixels.assign(self.initial_draws(lambda h: draws.normal(h, (64, 64, 3)), seed, keys))
         """
         keys = np.arange(self.num_images, dtype=np.int32) if unit_keys is None else unit_keys
-        return seeding.per_unit(draw, seeding.unit_seeds(seeding.initial_seed(seed), keys))
+        rows = seeding.unit_draws(seed, draws.INITIAL_STEP, keys)
+        return seeding.per_unit(draw, seeding.stream_keys(rows, stream))
 
     @staticmethod
     def initial_seed(seed):
-        """The stateless seed (2,) of the whole batch's initial weights (see `seeding.initial_seed`);
-        `initial_draws` keys each image by its unit instead."""
-        return seeding.initial_seed(seed)
+        """A TensorFlow stateless seed (2,), (seed, -1), for a parameterization of one's own that draws its
+        whole batch's initial weights with `tf.random.stateless_*`; `initial_draws` keys each image by its
+        unit instead, with the generator every backend shares."""
+        return tf.stack([tf.cast(seed, tf.int32), -1])
 
     def frequency_radius(self):
         """For each trainable weight, the radius (see `spectrum.frequency_radius`) of the
@@ -163,10 +169,10 @@ class MacoImage(ImageParameterization):
         if self.start_phase is not None:
             self.phase.assign(self._as_weight(self.start_phase))
             return
-        shape = self.phase.shape[1:4]
+        shape = tuple(self.phase.shape[1:4])
+        # The core's initial phase (`core.plan.Plan.initial_phase`): the same on every backend.
         self.phase.assign(self._as_weight(self.initial_draws(
-            lambda image_seed: tf.random.stateless_uniform(shape, image_seed, -math.pi, math.pi, alg=RNG), seed,
-            unit_keys)))
+            lambda h: render.initial_phase(draws.uniform(h, shape)), seed, unit_keys, stream=draws.PHASE)))
 
     def set_start_phase(self, phase):
         """Makes every run start from `phase` (N, C, H, W // 2 + 1), e.g. `spectrum.image_phase` of
@@ -303,8 +309,7 @@ class FourierImage(ImageParameterization):
 
     def reset(self, seed, unit_keys=None):
         shape = (2, *self.spectrum.shape[2:])  # one image's real and imaginary parts
-        spectra = self.initial_draws(lambda image_seed: tf.random.stateless_normal(shape, image_seed, alg=RNG), seed,
-                                     unit_keys)
+        spectra = self.initial_draws(lambda h: draws.normal(h, shape), seed, unit_keys)
         self.spectrum.assign(self.std * tf.transpose(spectra, (1, 0, 2, 3, 4)))
 
     def call(self, inputs=None):
@@ -339,9 +344,8 @@ class PixelImage(ImageParameterization):
         self.built = True
 
     def reset(self, seed, unit_keys=None):
-        shape = self.pixels.shape[1:]
-        self.pixels.assign(self.std * self.initial_draws(
-            lambda image_seed: tf.random.stateless_normal(shape, image_seed, alg=RNG), seed, unit_keys))
+        shape = tuple(self.pixels.shape[1:])
+        self.pixels.assign(self.std * self.initial_draws(lambda h: draws.normal(h, shape), seed, unit_keys))
 
     def call(self, inputs=None):
         return self.to_values_range(_min_max_normalize(tf.nn.sigmoid(color.recorrelate(self.pixels))))

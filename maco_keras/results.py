@@ -34,10 +34,15 @@ from . import validation
 MANIFEST = "manifest.json"
 UNITS = "units"
 SHARDS = "shards"
-# 2: random draws keyed per unit (settings "draws": "per unit"); 1: per batch, by earlier
-# versions. Both are read (atlas); a format-1 run is not resumed (see `RunFolder.open`).
-FORMAT = 2
-READABLE_FORMATS = (1, 2)
+# 3: random draws from the core's counter-based generator, the same on every backend
+# (settings "draws": "counter"); 2: TensorFlow's Philox keyed per unit ("per unit"); 1: Philox
+# keyed per batch, by earlier versions. All are read (atlas); a run whose draws are not this
+# version's is not resumed (see `RunFolder.open`).
+FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
+# What each earlier `draws` was, for the one line that refuses to resume it.
+EARLIER_DRAWS = {"per batch": "TensorFlow's Philox generator keyed per batch",
+                 "per unit": "TensorFlow's Philox generator keyed per unit"}
 # The settings that change a unit's result: a folder's units must all share them.
 RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
                    "contrast", "draws", "backend", "relu_redirect_steps", "weights")
@@ -448,11 +453,13 @@ class RunFolder:
                 f"{self.folder} holds a run made on the {backend} backend, this one runs on "
                 f"{description['settings'].get('backend', 'tensorflow')}: resume it with --backend {backend} (or "
                 f"KERAS_BACKEND={backend}), or use another --out")
-        if _recorded(manifest["settings"], "draws") != description["settings"].get("draws"):
+        theirs_draws = _recorded(manifest["settings"], "draws")
+        if theirs_draws != description["settings"].get("draws"):
             raise RunFolderError(
                 f"{self.folder} was written by an earlier maco-keras (format {manifest.get('format')}), whose "
-                f"random draws were keyed per batch, not per unit: resuming it would mix the two; finish it with "
-                f"the version that started it (its manifest's versions), or use another --out")
+                f"random draws came from {EARLIER_DRAWS.get(theirs_draws, repr(theirs_draws))}, not this version's "
+                f"generator: resuming it would mix the two; finish it with the version that started it (its "
+                f"manifest's versions), or use another --out")
         for key in RESULT_SETTINGS:
             ours = _recorded(description["settings"], key)
             theirs = _recorded(manifest["settings"], key)

@@ -1,63 +1,54 @@
-"""Stateless seeding shared by every stage: one counter-based generator, keys derived from (seed, unit, ...).
+"""Stateless seeding of TensorFlow's engine: the core's counter-based generator, keyed by (seed, unit, step).
 
 Every random draw of a run is keyed by the run's seed and by the unit it is for, never by
-the batch the unit is in: image i's initial weights by (seed, -1, unit i), the crops and
-noise of its step s by (seed, s, unit i). A unit is named by its objective's name (e.g.
-"Neuron#predictions_309"; a composition "A & B" by its parts), turned into a 31-bit key
-by `unit_key` (nested models' paths left out). Nothing depends on global or per-device generator state, or on which other
-units share a batch, so the same (unit, settings, seed) gives the same image alone, in
-any batch and in any shard.
+the batch the unit is in: image i's initial weights by (seed, unit i, step -1), the crops
+and noise of its step s by (seed, unit i, s), each use by a stream of its own
+(`core.draws`). A unit is named by its objective's name (e.g. "Neuron#predictions_309"; a
+composition "A & B" by its parts), turned into a 31-bit key by `unit_key` (nested models'
+paths left out). Nothing depends on global or per-device generator state, on which other
+units share a batch, or on the backend: the same (unit, settings, seed) gives the same
+draws alone, in any batch, in any shard, and under JAX and PyTorch's `Visualizer` too.
 """
 
-import numpy as np
 import tensorflow as tf
 
+from .core import draws
 from .core.draws import unit_identity, unit_key, unit_keys  # noqa: F401 (one key per unit on every backend)
 
-# One counter-based generator everywhere, rather than TF's per-device "auto_select".
-# XLA implements the stateless ops its own way (measured: other draws for the same seed),
-# so a seed fixes the images per device and compile mode, not across them.
-RNG = "philox"
-
-# What run folders record as `draws`: the random draws are keyed per unit. Folders of
-# earlier versions, keyed per batch ("per batch"), are not resumed with these draws.
-DRAWS = "per unit"
+# What run folders record as `draws`: the core's counter-based generator, the same on every backend.
+# Folders of earlier versions drew with TensorFlow's Philox, keyed per unit ("per unit", format 2)
+# or per batch ("per batch", format 1); they are read, not resumed with these draws.
+DRAWS = draws.DRAWS
 
 
-def initial_seed(seed):
-    """The stateless seed of the initial weights: (seed, -1), apart from the steps' (seed, step >= 0)."""
-    return tf.stack([tf.cast(seed, tf.int32), -1])
-
-
-def step_seed(seed, step):
-    """The stateless seed of step `step`'s augmentations."""
-    return tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
-
-
-def unit_seeds(seed, keys):
-    """int32 tensor (N, 2): `seed` (2,) folded with each unit's key, one stateless seed per unit.
-
-    The same as `tf.random.experimental.stateless_fold_in(seed, key)` for each key: a draw
-    keyed by `seed`, paired with the key.
+def unit_draws(seed, step, keys):
+    """int32 tensor (N, 3): each unit's (seed, key, step), what its draws at `step` are keyed by.
 
     Args:
-        seed: int32 tensor (2,), e.g. `step_seed(seed, step)`.
+        seed: the run's seed (int or int32 scalar tensor).
+        step: the step (int or int32 scalar tensor); `draws.INITIAL_STEP` for the initial weights.
         keys: int32 tensor or array (N,), from `unit_keys`.
     """
     keys = tf.convert_to_tensor(keys, tf.int32)
-    first = tf.random.stateless_uniform((), seed, minval=None, maxval=None, dtype=tf.int32, alg=RNG)
-    return tf.stack([tf.fill(tf.shape(keys), first), keys], axis=1)
+    shape = tf.shape(keys)
+    return tf.stack([tf.fill(shape, tf.cast(seed, tf.int32)), keys, tf.fill(shape, tf.cast(step, tf.int32))],
+                    axis=1)
 
 
-def per_unit(draw, seeds):
-    """Stacks `draw(seed)` over the rows of `seeds` (N, 2), N static: each unit's draw, made alone.
+def stream_keys(rows, stream):
+    """int32 tensor (N,): the key of stream `stream` (`draws.NOISE`, ...) of each row (seed, key, step) of `rows`."""
+    return draws.stream_key(rows[:, 0], rows[:, 1], rows[:, 2], stream)
+
+
+def stream_key(row, stream):
+    """int32 scalar: the key of stream `stream` of one unit's row (seed, key, step)."""
+    return draws.stream_key(row[0], row[1], row[2], stream)
+
+
+def per_unit(draw, rows):
+    """Stacks `draw(row)` over the rows of `rows` (N, ...), N static: each unit's draw, made alone.
 
     Unrolled rather than a `tf.map_fn`: N is small, and a while loop in the step's graph
     measured slower (the loop ran 3% slower against its floor at N = 4).
     """
-    return tf.stack([draw(seeds[index]) for index in range(seeds.shape[0])])
-
-
-def split(seeds, count):
-    """(N, count, 2): each row of `seeds` (N, 2) split into `count` independent seeds."""
-    return per_unit(lambda seed: tf.random.experimental.stateless_split(seed, count, alg=RNG), seeds)
+    return tf.stack([draw(rows[index]) for index in range(rows.shape[0])])

@@ -134,11 +134,11 @@ class Step:
         replica = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             images = self.parameterization()
-        seeds = seeding.unit_seeds(seeding.step_seed(seed, step), keys)
-        noisy, boxes, noise_seeds = augmentation_lib.draw(seeds, images, self.num_crops, self.augmentation, scale,
-                                                          uniform, gaussian)
+        rows = seeding.unit_draws(seed, step, keys)
+        noisy, boxes, noise_keys = augmentation_lib.draw(rows, images, self.num_crops, self.augmentation, scale,
+                                                         uniform, gaussian)
         first = tf.cast(replica.replica_id_in_sync_group, tf.int32) * self.crops_per_replica
-        scores, image_gradient = self.chunks(noisy, boxes, noise_seeds, first, masks, multipliers, uniform, gaussian)
+        scores, image_gradient = self.chunks(noisy, boxes, noise_keys, first, masks, multipliers, uniform, gaussian)
         # Linear in the image gradient: the replicas' weight gradients add up to the full one.
         gradients = tape.gradient(images, self.variables, output_gradients=image_gradient)
         non_finite = tf.add_n([tf.reduce_sum(tf.cast(~tf.math.is_finite(g), tf.float32)) for g in gradients])

@@ -77,6 +77,26 @@ def main():
                 image, 0, key, step, float(schedules["crop_scale"][step]), float(schedules["noise"][step])))
         result.update(images=visualization.images, scores=visualization.scores,
                       transparency=visualization.transparency)
+        if keras.backend.backend() == "tensorflow":
+            # TensorFlow's engine (`maco`: MacoImage, TF's CropAndResize and its kernel): the same draws.
+            import tensorflow as tf
+
+            from maco_keras import augmentation, parameterization, seeding
+
+            images = parameterization.MacoImage(1, config.image_size, magnitude=magnitude, values_range=config.values_range,
+                                                contrast=config.contrast)
+            images.reset(0, np.array([key], np.int32))
+            result["engine_phase0"] = images.phase.numpy()[0]
+            result["engine_image0"] = images().numpy()[0]
+            settings = augmentation.Augmentation(crop_scale_std=config.crop_scale_std, crop_scale_of=config.crop_scale_of)
+            for step in range(3):
+                result[f"engine_crops_{step}"] = augmentation.augment(
+                    seeding.unit_draws(0, step, [key]), images(), config.crops, viz.input_shape[:2], settings,
+                    tf.constant(schedules["crop_scale"][step]), tf.constant(schedules["noise"][step]), 0.0).numpy()
+            engine = maco_keras.maco(model, units=[309 if MODEL else 3], config=config, verbose=False,
+                                     return_visualization=True)
+            result.update(engine_images=engine.images, engine_scores=engine.scores,
+                          engine_transparency=engine.transparency)
     elif TASK == "same_bits":
         model = load()
         size = model.input_shape[1]
@@ -115,6 +135,22 @@ def main():
         config = maco_keras.MacoConfig(steps=3, image_size=40, crops=4, seed=0)
         visualization = maco_keras.Visualizer(model, config, verbose=False)(objective)
         result.update(images=visualization.images, scores=visualization.scores, names=np.array(visualization.names))
+    elif TASK == "diversity":
+        # Lucid's diversity (each crop's style against the other copies'), two copies of a logit, through a Visualizer:
+        # the units are one computation; on TensorFlow also its engine, `maco`.
+        from maco_keras import applications
+
+        model = load()
+        objective = objectives.logit(model, 3) + applications.diversity(model, "conv1", copies=2, weight=2.0)
+        config = maco_keras.MacoConfig(steps=3, image_size=40, crops=4, seed=0)
+        viz = maco_keras.Visualizer(model, config, verbose=False)
+        visualization = viz(objective)
+        plain = viz(objectives.logit(model, 3) + applications.diversity(model, "conv1", copies=2, weight=0.0))
+        result.update(images=visualization.images, scores=visualization.scores, names=np.array(visualization.names),
+                      plain_images=plain.images)
+        if keras.backend.backend() == "tensorflow":
+            engine = maco_keras.maco(objective, config=config, verbose=False, return_visualization=True)
+            result.update(engine_images=engine.images, engine_scores=engine.scores)
     elif TASK == "applications":
         # Feature inversion on a jittered canvas and feature accentuation of a real-looking image.
         from maco_keras import applications

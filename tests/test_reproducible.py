@@ -97,17 +97,23 @@ def test_a_channel_is_the_same_in_a_wrapped_model(tiny_model):
     np.testing.assert_array_equal(flat[1], inside[0])
 
 
-def test_a_folder_of_per_batch_draws_is_read_but_not_resumed(tiny_model, tmp_path, capsys):
+@pytest.mark.parametrize("format_, draws, said", [(1, None, "Philox generator keyed per batch"),
+                                                  (2, "per unit", "Philox generator keyed per unit")])
+def test_a_folder_of_earlier_draws_is_read_but_not_resumed(tiny_model, tmp_path, capsys, format_, draws, said):
     model_path = tmp_path / "tiny.keras"
     tiny_model.save(model_path)
     folder = tmp_path / "run"
     argv = ["visualize", str(model_path), "--out", str(folder), "--units", "0-2", "--steps", "2", "--image-size", "40",
             "--crops", "2", "--quiet"]
     assert cli.main(argv) == 0
-    # What an earlier version wrote: format 1, no "draws" (keyed per batch); one unit left to do.
+    # What an earlier version wrote: format 1, no "draws" (Philox keyed per batch), or format 2, TensorFlow's
+    # Philox keyed per unit; one unit left to do.
     manifest = json.loads((folder / results.MANIFEST).read_text())
-    manifest["format"] = 1
-    del manifest["settings"]["draws"]
+    manifest["format"] = format_
+    if draws is None:
+        del manifest["settings"]["draws"]
+    else:
+        manifest["settings"]["draws"] = draws
     (folder / results.MANIFEST).write_text(json.dumps(manifest))
     (folder / "units" / "unit_2.json").unlink()
     before = {path.name: path.stat().st_mtime_ns for path in (folder / "units").iterdir()}
@@ -115,7 +121,7 @@ def test_a_folder_of_per_batch_draws_is_read_but_not_resumed(tiny_model, tmp_pat
         cli.main(argv)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "keyed per batch" in error and "another --out" in error
+    assert len(error.splitlines()) == 1 and said in error and f"format {format_}" in error and "another --out" in error
     assert {path.name: path.stat().st_mtime_ns for path in (folder / "units").iterdir()} == before
     # Its finished units are still read, and an atlas is still drawn.
     assert sorted(results.RunFolder(folder).read()["units"]) == ["0", "1", "2"]

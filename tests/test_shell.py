@@ -188,11 +188,12 @@ def test_a_non_atomic_rename_never_passes_a_half_copied_file(saved_model, tmp_pa
                                           results.load_unit(reference, unit)["image"])
 
 
-# A change of the random keying or of the draws changes these digests: it cannot pass silently. They pin what a
-# unit's picture starts from, its initial phase, exactly: integer hashing and stateless Philox give the same bits on
-# every CPU. A finished picture's bits are not pinned: TF's CPU kernels differ in the last bits between CPU
-# families (measured: an AMD EPYC and an Intel machine), which NAdam's sign-like first steps amplify.
-PINNED_PHASES = {"tensorflow engine": "c91371ca8d780ae5", "core": "1164bed437f41a40"}
+# A change of the random keying or of the draws changes this digest: it cannot pass silently. It pins what a
+# unit's picture starts from, its initial phase, exactly: integer hashing gives the same bits on every CPU and
+# backend, and TensorFlow's engine draws the core's phase (format 3; before, its own Philox phase, "c91371ca8d780ae5").
+# A finished picture's bits are not pinned: TF's CPU kernels differ in the last bits between CPU families
+# (measured: an AMD EPYC and an Intel machine), which NAdam's sign-like first steps amplify.
+PINNED_PHASE = "1164bed437f41a40"
 
 
 def _digest(array):
@@ -202,21 +203,19 @@ def _digest(array):
 def test_pinned_initial_phases(saved_model, tmp_path):
     import math
 
-    import tensorflow as tf
-
     from maco_keras import parameterization, seeding
     from maco_keras.core import draws
 
     keys = seeding.unit_keys(["Neuron#logits_7"])
     assert keys.tolist() == [draws.unit_key("Neuron#logits_7")]
     shape = (3, 40, 21)  # colour, height, width // 2 + 1: a 40-pixel picture's spectrum
-    engine = seeding.per_unit(lambda seed: tf.random.stateless_uniform(shape, seed, -math.pi, math.pi,
-                                                                       alg=parameterization.RNG),
-                              seeding.unit_seeds(seeding.initial_seed(0), keys)).numpy()
+    images = parameterization.MacoImage(1, 40, magnitude=np.ones(shape, np.float32))
+    images.reset(0, keys)
+    engine = images.phase.numpy()[0]
     uniform = draws.numpy_uniform(draws.numpy_stream_key(0, int(keys[0]), draws.INITIAL_STEP, draws.PHASE), shape)
     core = uniform * np.float32(2.0 * math.pi) - np.float32(math.pi)  # `render.initial_phase`, in float32
-    assert {"tensorflow engine": _digest(engine.astype(np.float32)), "core": _digest(np.float32(core))} == \
-        PINNED_PHASES
+    assert _digest(np.float32(core)) == PINNED_PHASE
+    np.testing.assert_array_equal(engine, np.float32(core))
     # The run folder's picture of that unit starts from the engine's phase: one step moves it, the run is seeded.
     folder = tmp_path / "run"
     assert cli.main(["visualize", str(saved_model), "--out", str(folder), "--units", "7", *SMALL]) == 0
@@ -226,8 +225,8 @@ def test_pinned_initial_phases(saved_model, tmp_path):
 
 
 def test_compositions_weigh_the_units_own_values(tiny_model):
-    """`channel + 0.5 * logit` from `maco_keras.objectives` maximizes the channel's mean plus half the logit
-    (scaled as the channel alone is); Xplique's own objectives keep Xplique's weighting."""
+    """`channel + 0.5 * logit` from `maco_keras.objectives` maximizes the channel's mean plus half the logit, in the
+    units' own values (as the core does on every backend); Xplique's own objectives keep Xplique's weighting."""
     import tensorflow as tf
     from xplique.features_visualizations import Objective
 
@@ -251,9 +250,9 @@ def test_compositions_weigh_the_units_own_values(tiny_model):
     ours = objectives.channel(tiny_model, "conv2", 7) + 0.5 * objectives.logit(tiny_model, 3)
     total, values = loss_and_values(ours)
     assert values == pytest.approx(channel_mean + 0.5 * logit, rel=1e-5)
-    assert total == pytest.approx((channel_mean + 0.5 * logit) / channels, rel=1e-5)  # the channel alone's scale
+    assert total == pytest.approx(channel_mean + 0.5 * logit, rel=1e-5)  # the units' own values, as the core
     alone, _ = loss_and_values(objectives.channel(tiny_model, "conv2", 7))
-    assert alone == pytest.approx(channel_mean / channels, rel=1e-5)
+    assert alone == pytest.approx(channel_mean, rel=1e-5)
     xplique = Objective.channel(tiny_model, "conv2", 7) + 0.5 * Objective.neuron(tiny_model, "logits", 3)
     total, values = loss_and_values(xplique)
     assert values == pytest.approx(channel_mean + 0.5 * logit, rel=1e-5)

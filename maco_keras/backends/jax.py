@@ -2,7 +2,8 @@
 
 Inside one compiled function: `fori_loop` over the steps, `lax.map` over the units (each
 unit its own computation, so its bits do not depend on the batch), and per unit `jax.vjp`
-of the rendering and `value_and_grad` of its crops' score. With several devices, each
+of the rendering and `value_and_grad` of its crops' score (a coupling term, diversity,
+makes the units one computation: their crops in one batch, the sum of their scores). With several devices, each
 unit's K crops are split across them by a sharding constraint on a one-axis mesh: XLA's
 partitioner runs the model on each device's crops and sums their gradients, as
 `strategy=` shares a step's crops on TensorFlow.
@@ -71,17 +72,45 @@ class Runner:
         (phase_gradient,) = pullback(image_gradient)
         return score, image_gradient, phase_gradient
 
+    def group_step(self, weights, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):
+        """Every unit's (score, d total / d image, d total / d phase) at one step, the units one computation (a
+        coupling term: diversity)."""
+        trainable, non_trainable = weights
+        images, pullback = jax.vjp(
+            lambda p: jax.lax.map(lambda args: self.plan.picture(*args), (p, magnitudes)), phases)
+
+        def total_of(images):
+            crops = self.plan.group_crops(images, seed, keys, step, scale, amplitude)
+            if self.mesh is not None:
+                crops = jax.lax.with_sharding_constraint(crops, NamedSharding(self.mesh, PartitionSpec("crops")))
+            outputs = self.capture.outputs_of(
+                lambda: self.model.stateless_call(trainable, non_trainable, crops, training=False)[0])
+            scores = self.plan.group_score(outputs, masks, scales)
+            return jax.numpy.sum(scores), scores
+
+        (_, scores), image_gradients = jax.value_and_grad(total_of, has_aux=True)(images)
+        (phase_gradients,) = pullback(image_gradients)
+        return scores, image_gradients, phase_gradients
+
+    def step_of_units(self, weights, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):
+        """Every unit's (score, image gradient, phase gradient): each its own computation, or one if coupled."""
+        if self.plan.coupled:
+            return self.group_step(weights, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude)
+
+        def unit(args):
+            phase, magnitude, key, unit_masks, unit_scales = args
+            return self.unit_step(weights, phase, magnitude, key, unit_masks, unit_scales, seed, step, scale,
+                                  amplitude)
+
+        return jax.lax.map(unit, (phases, magnitudes, keys, masks, scales))
+
     def _advance_steps(self, weights, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, state):
-            def unit(args):
-                phase, magnitude, key, unit_masks, unit_scales = args
-                return self.unit_step(weights, phase, magnitude, key, unit_masks, unit_scales, seed, step,
-                                      schedules["crop_scale"][step], schedules["noise"][step])
-
-            scores, image_gradients, phase_gradients = jax.lax.map(
-                unit, (state[0], magnitudes, keys, masks, scales))
+            scores, image_gradients, phase_gradients = self.step_of_units(
+                weights, state[0], magnitudes, keys, masks, scales, seed, step, schedules["crop_scale"][step],
+                schedules["noise"][step])
             return self.plan.update(state, step, scores, image_gradients, phase_gradients,
                                     schedules["learning_rate"][step], schedules["cutoff"][step])
 
@@ -101,10 +130,5 @@ class Runner:
 
     def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
-        def unit(args):
-            phase, magnitude, key, unit_masks, unit_scales = args
-            return self.unit_step(self.weights(), phase, magnitude, key, unit_masks, unit_scales, seed, step,
-                                  scale, amplitude)
-
-        run = jax.jit(lambda args: jax.lax.map(unit, args))
-        return [np.asarray(x) for x in run(self.place((phases, magnitudes, keys, list(masks), scales)))]
+        run = jax.jit(lambda weights, args: self.step_of_units(weights, *args, seed, step, scale, amplitude))
+        return [np.asarray(x) for x in run(self.weights(), self.place((phases, magnitudes, keys, list(masks), scales)))]

@@ -3,7 +3,8 @@
 This runs the same per-unit computation as JAX and PyTorch (the same draws, the same
 crops as matrix products), so the three agree to float tolerance; `maco` on TensorFlow
 still runs the established engine (`maco_keras.optimization`: `tf.distribute`, Xplique
-objectives, the C++ crop-gradient kernel), whose draws are TensorFlow's Philox.
+objectives, the C++ crop-gradient kernel), which draws the same inputs from the same
+generator and agrees with this runner to float tolerance (tests).
 """
 
 import numpy as np
@@ -43,7 +44,21 @@ class Runner:
         image_gradient, phase_gradient = tape.gradient(score, [image, phase])
         return score, image_gradient, phase_gradient
 
+    def group_step(self, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):
+        """Every unit's (score, d total / d image, d total / d phase) at one step, the units one computation (a
+        coupling term: diversity)."""
+        with tf.GradientTape() as tape:
+            tape.watch(phases)
+            images = tf.stack([self.plan.picture(phases[index], magnitudes[index]) for index in range(phases.shape[0])])
+            crops = self.plan.group_crops(images, seed, keys, step, scale, amplitude)
+            scores = self.plan.group_score(self.capture(crops), masks, scales)
+            total = tf.reduce_sum(scores)
+        image_gradients, phase_gradients = tape.gradient(total, [images, phases])
+        return scores, image_gradients, phase_gradients
+
     def _units(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
+        if self.plan.coupled:
+            return self.group_step(phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude)
         # Unrolled over the N units (N is static in a trace): each unit its own computation.
         results = [self.unit_step(phases[index], magnitudes[index], keys[index], [mask[index] for mask in masks],
                                   scales[index], seed, step, scale, amplitude) for index in range(phases.shape[0])]

@@ -47,7 +47,19 @@ class Runner:
         image_gradient, phase_gradient = torch.autograd.grad(score, [image, phase])
         return score.detach(), image_gradient, phase_gradient
 
+    def group_step(self, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):
+        """Every unit's (score, d total / d image, d total / d phase) at one step, the units one computation (a
+        coupling term: diversity)."""
+        phases = phases.detach().requires_grad_(True)
+        images = torch.stack([self.plan.picture(phases[index], magnitudes[index]) for index in range(len(keys))])
+        crops = self.plan.group_crops(images, seed, [int(key) for key in keys], step, scale, amplitude)
+        scores = self.plan.group_score(self.capture(crops), masks, scales)
+        image_gradients, phase_gradients = torch.autograd.grad(scores.sum(), [images, phases])
+        return scores.detach(), image_gradients, phase_gradients
+
     def _step(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
+        if self.plan.coupled:
+            return self.group_step(phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude)
         results = [self.unit_step(phases[index], magnitudes[index], int(key), [mask[index] for mask in masks],
                                   scales[index], seed, step, scale, amplitude)
                    for index, key in enumerate(keys)]

@@ -21,23 +21,38 @@ SIDE_RANGE = (0.05, 1.0)
 TAP_SLACK = 1e-3
 
 
-def boxes(seed, key, step, num_crops, scale, config):
-    """float32 tensor (K, 4): one unit's boxes at one step.
+def sides(seed, key, step, num_crops, scale, std, scale_of="side", side_range=SIDE_RANGE):
+    """float32 tensor (K, 1): the sides of one unit's K square crops at one step, as fractions of the picture's.
 
     Args:
         seed, key, step: int32 scalars (the run's seed, the unit's key, the step).
         num_crops: K.
         scale: float32 scalar, this step's mean crop scale.
-        config: the `MacoConfig` (its crop_scale_std and crop_scale_of).
+        std: the scale's standard deviation.
+        scale_of: "side" or "area" (the side is then the square root of the drawn scale).
+        side_range: (min, max) the drawn scale is clipped to.
     """
     normal = draws.normal(draws.stream_key(seed, key, step, draws.SIDES), (num_crops,))
-    sides = ops.clip(ops.add(scale, ops.multiply(np.float32(config.crop_scale_std), normal)), *SIDE_RANGE)
-    if config.crop_scale_of == "area":
-        sides = ops.sqrt(sides)
-    sides = ops.expand_dims(sides, 1)
+    drawn = ops.clip(ops.add(scale, ops.multiply(np.float32(std), normal)), *side_range)
+    if scale_of == "area":
+        drawn = ops.sqrt(drawn)
+    return ops.expand_dims(drawn, 1)
+
+
+def boxes(seed, key, step, num_crops, scale, config, side_range=SIDE_RANGE):
+    """float32 tensor (K, 4): one unit's boxes at one step, each placed uniformly inside the picture.
+
+    Args:
+        seed, key, step: int32 scalars (the run's seed, the unit's key, the step).
+        num_crops: K.
+        scale: float32 scalar, this step's mean crop scale.
+        config: the `MacoConfig` (its crop_scale_std and crop_scale_of), or anything with those two.
+        side_range: (min, max) the drawn scale is clipped to.
+    """
+    side = sides(seed, key, step, num_crops, scale, config.crop_scale_std, config.crop_scale_of, side_range)
     corners = ops.multiply(draws.uniform(draws.stream_key(seed, key, step, draws.CORNERS), (num_crops, 2)),
-                           ops.subtract(1.0, sides))
-    return ops.concatenate([corners, ops.add(corners, sides)], axis=1)
+                           ops.subtract(1.0, side))
+    return ops.concatenate([corners, ops.add(corners, side)], axis=1)
 
 
 def noise(seed, key, step, shape, amplitude):

@@ -26,11 +26,16 @@ _M1 = 0x7FEB352D
 _M2 = 0x846CA68B - (1 << 32)
 _GOLDEN = 0x9E3779B9 - (1 << 32)
 
-# What run folders record as `draws` for this generator (TensorFlow's established engine records "per unit").
+# What run folders record as `draws` for this generator, on every backend (format 3; earlier TensorFlow
+# folders record "per unit" or nothing: TensorFlow's Philox).
 DRAWS = "counter"
 
 # Streams: what a draw is for, so that two uses of one (seed, unit, step) never share numbers.
+# The first four are every backend's (the core's); the others serve TensorFlow's engine's other
+# augmentations (Lucid's jitters, Xplique's centred crops, flips, noise per crop, Gaussian noise)
+# and the baselines' initial weights.
 PHASE, SIDES, CORNERS, NOISE, NORMAL_PAIR = 1, 2, 3, 4, 5
+FLIP, RESCALE, SHIFTS, POST_SHIFTS, CENTERS, GAUSSIAN_NOISE, CROP_NOISE, CROP_GAUSSIAN_NOISE, WEIGHTS = range(6, 15)
 INITIAL_STEP = -1  # the initial phase's step, apart from the optimization's steps 0, 1, ...
 
 
@@ -87,6 +92,11 @@ def stream_key(seed, key, step, stream):
     h = mix(ops.add(ops.multiply(ops.cast(seed, "int32"), _i32(_GOLDEN)), _i32(stream)))
     h = mix(ops.bitwise_xor(h, ops.cast(key, "int32")))
     return mix(ops.bitwise_xor(h, ops.add(ops.cast(step, "int32"), _i32(_GOLDEN))))
+
+
+def substream(h, index):
+    """int32: the key of draw `index` (a crop's number, ...) within stream key `h` (elementwise on tensors)."""
+    return mix(ops.bitwise_xor(h, mix(ops.add(ops.cast(index, "int32"), _i32(_GOLDEN)))))
 
 
 def bits(h, shape):

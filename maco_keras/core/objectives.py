@@ -16,6 +16,9 @@ Scores are in the units' own values, so a composition weighs what it says:
 - "distribution": minus the mean squared difference between each channel's activations,
   sorted over positions, and the mask, the reference's sorted ones (VITAL's feature
   distribution term; 0 at a match).
+- "gram": Lucid's diversity, minus the mean cosine similarity of a crop's Gram matrix (its
+  "style") to those of the step's crops of other copies (the mask: the unit's copy, one-hot).
+  It couples the units of a batch: they are then one computation (`group_scores`).
 A unit's score at a step is the mean over its K crops of the weighted sum of its terms.
 """
 
@@ -33,7 +36,7 @@ class Term:
 
     Attributes:
         tap: what reaches the layer (a `taps.Tap`: `.path`, `.shape`, `.layer`, `.model`).
-        kind: "mean", "direction", "pooled" or "distribution".
+        kind: "mean", "direction", "pooled", "distribution" or "gram".
         masks: float32 array (n, *tap.shape), one per unit.
         names: n names.
         multiplier: the term's weight.
@@ -132,6 +135,11 @@ class CompiledObjective:
         return len(self.names)
 
     @property
+    def coupled(self):
+        """Whether a term couples the units of a batch (diversity): they are then optimized as one computation."""
+        return any(kind in COUPLING_KINDS for _, kind, _ in self.structure)
+
+    @property
     def scales(self):
         """float32 array (N, terms, 2): each unit's (divisor, multiplier) per term, what a compiled step takes
         as an argument (other units or weights of one structure reuse its trace)."""
@@ -142,6 +150,30 @@ class CompiledObjective:
         """Units start .. stop - 1, as their own `CompiledObjective` (the same structure)."""
         return dataclasses.replace(self, masks=[mask[start:stop] for mask in self.masks],
                                    divisors=self.divisors[start:stop], names=list(self.names[start:stop]))
+
+
+# Kinds whose value at a crop depends on the other units' crops.
+COUPLING_KINDS = ("gram",)
+
+
+def gram_similarities(output, copies):
+    """(B,) per crop: the mean cosine similarity of its Gram matrix to those of the crops of other copies.
+
+    Args:
+        output: tensor (B, ..., channels), a layer's output at B crops.
+        copies: tensor (B, copies), row b one-hot on the copy crop b belongs to.
+    """
+    features = ops.cast(output, "float32")
+    features = ops.reshape(features, (features.shape[0], -1, features.shape[-1]))
+    gram = ops.divide(ops.einsum("bpc,bpd->bcd", features, features), np.float32(features.shape[1]))
+    gram = ops.reshape(gram, (gram.shape[0], -1))
+    # `tf.math.l2_normalize`'s arithmetic: x / sqrt(max(sum(x^2), 1e-12)).
+    gram = ops.multiply(gram, ops.rsqrt(ops.maximum(ops.sum(ops.square(gram), axis=1, keepdims=True),
+                                                    np.float32(1e-12))))
+    similarity = ops.matmul(gram, ops.transpose(gram))
+    copies = ops.cast(copies, "float32")
+    other = ops.subtract(1.0, ops.matmul(copies, ops.transpose(copies)))  # 1 where the crops are of other copies
+    return ops.divide(ops.sum(ops.multiply(similarity, other), axis=1), ops.maximum(ops.sum(other, axis=1), 1.0))
 
 
 def term_values(output, mask, divisor, kind, cossim_pow):
@@ -189,4 +221,35 @@ def unit_score(outputs, structure, masks, scales):
     for index, (output_index, kind, cossim_pow) in enumerate(structure):
         values = term_values(outputs[output_index], masks[index], scales[index, 0], kind, cossim_pow)
         total = ops.add(total, ops.multiply(scales[index, 1], ops.mean(values)))
+    return total
+
+
+def group_scores(outputs, structure, masks, scales, num_crops):
+    """Every unit's score at a step when a term couples them: the units' crops are one batch.
+
+    Args:
+        outputs: list of tensors (N * K, *shape), one per tap, unit i's crops at i * K .. i * K + K - 1.
+        structure: `CompiledObjective.structure`.
+        masks: per term, (N, *shape); scales: (N, terms, 2), each unit's (divisor, multiplier) per term.
+        num_crops: K.
+
+    Returns:
+        float32 tensor (N,).
+    """
+    num_units = scales.shape[0]
+    totals = []
+    for index, (output_index, kind, cossim_pow) in enumerate(structure):
+        output = outputs[output_index]
+        if kind in COUPLING_KINDS:
+            copies = ops.repeat(ops.cast(masks[index], "float32"), num_crops, axis=0)
+            per_unit = ops.mean(ops.reshape(ops.negative(gram_similarities(output, copies)), (num_units, num_crops)),
+                                axis=1)
+        else:
+            per_unit = ops.stack([ops.mean(term_values(output[unit * num_crops:(unit + 1) * num_crops],
+                                                       masks[index][unit], scales[unit, index, 0], kind, cossim_pow))
+                                  for unit in range(num_units)])
+        totals.append(ops.multiply(scales[:, index, 1], per_unit))
+    total = totals[0]
+    for part in totals[1:]:
+        total = ops.add(total, part)
     return total

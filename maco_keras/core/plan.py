@@ -10,7 +10,9 @@ A step of unit i, on every backend:
 
 Every unit is a computation of its own shapes (its picture, its K crops through the
 model), so its bits do not depend on the other units of its batch; `update` is
-elementwise. A unit whose score or gradient is not finite is frozen from that step on,
+elementwise. A coupling term (diversity: each crop's style against the other copies')
+makes a batch's units one computation instead: their crops go through the model together
+and the sum of their scores is differentiated (`group_crops`, `group_score`). A unit whose score or gradient is not finite is frozen from that step on,
 and the others go on (masks select, they never multiply a NaN by 0).
 """
 
@@ -42,6 +44,7 @@ class Plan:
         self.phase_shape = (self.channels, *render.spectrum_shape(self.image_size))
         self.radius = render.frequency_radius(self.image_size)
         self.model_dtype = model_dtype or "float32"
+        self.coupled = any(kind in objectives_lib.COUPLING_KINDS for _, kind, _ in self.structure)
 
     def initial_phase(self, seed, key):
         """(C, H, W // 2 + 1): unit `key`'s initial phase, uniform in [-pi, pi)."""
@@ -61,6 +64,15 @@ class Plan:
     def score(self, outputs, masks, scales):
         """The unit's score from the model's outputs at its crops (`scales`: its terms' divisors and weights)."""
         return objectives_lib.unit_score(outputs, self.structure, masks, scales)
+
+    def group_crops(self, images, seed, keys, step, scale, amplitude):
+        """(N * K, h, w, C): every unit's `crops` (its own draws), unit-major, for a coupled objective."""
+        return ops.concatenate([self.crops(images[unit], seed, keys[unit], step, scale, amplitude)
+                                for unit in range(images.shape[0])], axis=0)
+
+    def group_score(self, outputs, masks, scales):
+        """(N,): every unit's score from the outputs at `group_crops` (masks (N, ...), scales (N, terms, 2))."""
+        return objectives_lib.group_scores(outputs, self.structure, masks, scales, self.config.crops)
 
     def initial_state(self, phases, steps):
         """The loop's state: (phases, NAdam state, transparency sum, scores history, failed step per unit)."""
