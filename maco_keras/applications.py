@@ -2,9 +2,9 @@
 
 On TensorFlow they return Xplique `Objective`s, so they compose (`+`, `*`) with any other
 objective and go to `maco`, `visualize`, `fourier` or `pixel` unchanged. On JAX and
-PyTorch, `feature_inversion`, `concept_visualization`, `invert` and `accentuate` run
-through a `Visualizer` (the backend-neutral core); `diversity` is TensorFlow's (its term
-couples the copies within a step, which the core's units, each its own computation, do not).
+PyTorch they return `maco_keras.objectives` ones, and `invert` and `accentuate` run
+through a `Visualizer` (the backend-neutral core). `diversity`'s term couples the pictures
+of a batch, so every backend optimizes such a batch as one computation.
 """
 
 import keras
@@ -73,7 +73,9 @@ def diversity(model, layer, copies, weight=1.0):
     the images are compared by cosine similarity, and their mean similarity to the other
     copies is subtracted, times `weight`. Composed with a unit, it gives `copies` images
     that all raise the unit in different ways. The similarity is taken between the crops
-    of a step (within a chunk, with `crop_chunk`).
+    of a step of one batch: keep the copies in one batch (`batch_size`; the `Visualizer`
+    refuses a smaller one). On TensorFlow's `maco` it is taken within a chunk of crops
+    (`crop_chunk`) and within a replica (`strategy=`).
 
     Args:
         model: Keras model.

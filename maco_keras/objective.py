@@ -3,7 +3,8 @@
 Three inputs are accepted:
 - an Xplique `Objective`, any composition (`obj_a + 0.5 * obj_b`): its N combined
   objectives are optimized together, one image each;
-- a Keras model plus `units`: shortcut for `Objective.neuron(model, -1, units)` (logits);
+- a Keras model plus `units`: shortcut for `objectives.logit(model, units)` (its output
+  units, maximized in their own values as on every backend);
 - a plain callable `images -> scores` with the model's `input_shape`.
 
 The result, `CompiledObjective`, separates what defines the traced computation (the
@@ -93,7 +94,9 @@ class CompiledObjective:
 
         Returns:
             (loss, values): float32 tensors (N,), each the sum over sub-objectives of
-            multiplier * the sum over these crops of score / K.
+            multiplier * the sum over these crops of score / K: the loss with Xplique's
+            objectives at Xplique's scale and `maco_keras.objectives` in their own values,
+            the values all in their own values.
         """
         total_crops = num_crops if total_crops is None else total_crops
         num_objectives = self.num_objectives

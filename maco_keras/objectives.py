@@ -67,8 +67,9 @@ def gram_diversity(output, copies):
 
 def as_core(objective):
     """`objective` as a `core.objectives.Objective`: itself, or an Xplique `Objective` made by this module's
-    `channel`, `neuron`, `logit` and `direction` (and their compositions), which the backend-neutral runners
-    score in the units' own values; anything else is a TypeError naming what it got."""
+    `channel`, `neuron`, `logit`, `direction`, `feature_distribution` (and `applications`' objectives built on
+    them, `diversity` included) and their compositions, which the backend-neutral runners score in the units'
+    own values; anything else is a TypeError naming what it got."""
     if isinstance(objective, core_objectives.Objective):
         return objective
     terms = []

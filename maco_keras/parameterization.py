@@ -25,7 +25,7 @@ class ImageParameterization(keras.layers.Layer):
 
     Subclasses create their weights in `__init__` (they depend on no input), render in
     `call()` and re-draw their initial state in `reset(seed, unit_keys)`, each image's
-    from its own seed (`initial_draws`), so that an image does not depend on its batch.
+    from its own unit's key (`initial_draws`), so that an image does not depend on its batch.
 
     Args:
         num_images: N, one image per objective.

@@ -46,7 +46,8 @@ class Visualizer:
             unit (N, C, H, W // 2 + 1).
         devices: JAX: the devices that share each unit's crops (default all of them).
         batch_size: units optimized together (default all); a unit's picture does not
-            depend on its batch.
+            depend on its batch (except with diversity, whose term compares a batch's
+            pictures: it needs them all in one batch).
         verbose: show a progress bar.
 
     Example:
@@ -142,6 +143,9 @@ class Visualizer:
                 raise ValueError(f"expected finite start_phases of shape {magnitudes.shape}, one per unit, received: "
                                  f"start_phases.shape={start_phases.shape}" + ("" if finite else " with non-finite values"))
         size = compiled.num_units if self.batch_size is None else self.batch_size
+        if compiled.coupled and size < compiled.num_units:
+            raise ValueError(f"expected batch_size of at least the objective's {compiled.num_units} units (a "
+                             f"diversity term compares the pictures of a batch), received: batch_size={size}")
         results, failures = [], []
         for start in range(0, compiled.num_units, size):
             stop = min(start + size, compiled.num_units)

@@ -197,18 +197,23 @@ def main():
         from maco_keras.core.plan import Plan
         from maco_keras.backends.jax import Runner
 
+        from maco_keras import applications
+
         model = load()
         config = maco_keras.MacoConfig(steps=1, image_size=48, crops=4, seed=0)
         viz = maco_keras.Visualizer(model, config, verbose=False)
-        compiled = viz.objective(units=[1, 3])
-        plan = Plan(config, compiled, viz.input_shape)
-        keys = draws.unit_keys(compiled.names)
-        phases = np.stack([keras.ops.convert_to_numpy(plan.initial_phase(0, int(key))) for key in keys])
-        for name, devices in (("one", jax.devices()[:1]), ("all", jax.devices())):
-            runner = Runner(plan, compiled, devices)
-            scores, _, gradients = runner.step_gradients(phases, 0, 0, keys, viz.magnitudes(2), compiled.masks,
-                                                         compiled.scales, 0.5, 0.2)
-            result.update({f"scores_{name}": scores, f"gradients_{name}": gradients})
+        # Units each their own computation, and two copies coupled by diversity (one computation, its crops shared).
+        for case, objective in (("", objectives.logit(model, [1, 3])),
+                                ("coupled_", objectives.logit(model, 3) + applications.diversity(model, "conv1", 2))):
+            compiled = viz.objective(objective)
+            plan = Plan(config, compiled, viz.input_shape)
+            keys = draws.unit_keys(compiled.names)
+            phases = np.stack([keras.ops.convert_to_numpy(plan.initial_phase(0, int(key))) for key in keys])
+            for name, devices in (("one", jax.devices()[:1]), ("all", jax.devices())):
+                runner = Runner(plan, compiled, devices)
+                scores, _, gradients = runner.step_gradients(phases, 0, 0, keys, viz.magnitudes(2), compiled.masks,
+                                                             compiled.scales, 0.5, 0.2)
+                result.update({f"{case}scores_{name}": scores, f"{case}gradients_{name}": gradients})
         result["devices"] = np.array(len(jax.devices()))
     elif TASK == "errors":
         model = load()

@@ -171,3 +171,37 @@ def test_maco_keeps_a_given_configurations_seed_and_takes_callable_schedules(tin
     decayed, _ = visualizer_lib.neutral_maco(tiny_model, [1], config=config, learning_rate=lambda step: 1.0 / (step + 1),
                                              verbose=False)
     assert decayed.shape == expected.shape and not np.array_equal(decayed, expected)
+
+
+def test_a_non_finite_crop_stays_out_of_the_other_crops_diversity():
+    from maco_keras.core.objectives import gram_similarities
+
+    features = np.random.default_rng(0).normal(size=(4, 3, 3, 2)).astype(np.float32)
+    copies = np.eye(2, dtype=np.float32)[[0, 1, 0, 1]]
+    clean = keras.ops.convert_to_numpy(gram_similarities(features, copies))
+    features[3, 0, 0, 0] = np.nan  # crop 3's unit failed
+    got = keras.ops.convert_to_numpy(gram_similarities(features, copies))
+    assert np.isnan(got[3]) and np.all(np.isfinite(got[:3]))
+    np.testing.assert_allclose(got[[1]], clean[[1]], rtol=1e-6)  # crop 1 is of crop 3's copy: never compared
+    assert np.all(np.abs(got[[0, 2]]) < np.abs(clean[[0, 2]]) + 1e-6)  # the failed crop counts as unlike them
+
+
+def test_diversity_keeps_a_nan_unit_to_itself_and_needs_its_copies_in_one_batch():
+    from maco_keras import applications
+
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(4, 3, name="features")(inputs)
+    logits = keras.layers.Dense(3, name="logits")(keras.layers.GlobalAveragePooling2D()(features))
+    # Unit 1 is NaN (log of a negative), the others are logits.
+    poisoned = keras.layers.Lambda(lambda x: tf.concat([x[:, :1], tf.math.log(-tf.abs(x[:, 1:2]) - 1.0),
+                                                        x[:, 2:]], axis=1))(logits)
+    model = keras.Model(inputs, poisoned)
+    objective = objectives.logit(model, [0, 1]) + applications.diversity(model, "features", copies=2)
+    config = MacoConfig(steps=2, image_size=40, crops=2, seed=0)
+    with pytest.raises(maco_keras.NonFiniteError) as caught:
+        maco_keras.Visualizer(model, config, verbose=False)(objective)
+    names = caught.value.partial.names  # unit 0's two copies, then unit 1's
+    assert sorted(caught.value.units) == [f"{names[2]} (step 0)", f"{names[3]} (step 0)"]
+    assert np.all(np.isfinite(caught.value.partial.images))
+    with pytest.raises(ValueError, match=r"batch_size of at least the objective's 4 units .* received: batch_size=2"):
+        maco_keras.Visualizer(model, config, batch_size=2, verbose=False)(objective)

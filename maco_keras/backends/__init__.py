@@ -6,6 +6,9 @@
   through `jax.sharding`.
 - `torch`: autograd on one device; a step is Python (eager PyTorch has no compiled loop).
 
+With a coupling term (diversity) each runner computes the batch's units as one (`group_step`):
+their crops through the model together, the gradient of the sum of their scores.
+
 Every runner has the same three calls, which `maco_keras.visualizer.Visualizer` drives:
 `start(seed, keys) -> state`, `advance(state, start, stop, ...) -> state` and
 `pictures(phases, magnitudes) -> images`, plus `trace_count` (tests pin one trace per

@@ -37,7 +37,7 @@ class Term:
     Attributes:
         tap: what reaches the layer (a `taps.Tap`: `.path`, `.shape`, `.layer`, `.model`).
         kind: "mean", "direction", "pooled", "distribution" or "gram".
-        masks: float32 array (n, *tap.shape), one per unit.
+        masks: float32 array (n, *tap.shape), one per unit ("gram": (n, copies), each unit's copy, one-hot).
         names: n names.
         multiplier: the term's weight.
         cossim_pow: the cosine's power, for "direction".
@@ -170,10 +170,16 @@ def gram_similarities(output, copies):
     # `tf.math.l2_normalize`'s arithmetic: x / sqrt(max(sum(x^2), 1e-12)).
     gram = ops.multiply(gram, ops.rsqrt(ops.maximum(ops.sum(ops.square(gram), axis=1, keepdims=True),
                                                     np.float32(1e-12))))
+    # A crop whose Gram matrix is not finite (its unit failed) counts as unlike every other: its NaN stays its
+    # own (below) instead of reaching every crop through the product.
+    finite = ops.all(ops.isfinite(gram), axis=1)
+    gram = ops.where(ops.expand_dims(finite, 1), gram, 0.0)
     similarity = ops.matmul(gram, ops.transpose(gram))
     copies = ops.cast(copies, "float32")
     other = ops.subtract(1.0, ops.matmul(copies, ops.transpose(copies)))  # 1 where the crops are of other copies
-    return ops.divide(ops.sum(ops.multiply(similarity, other), axis=1), ops.maximum(ops.sum(other, axis=1), 1.0))
+    mean = ops.divide(ops.sum(ops.where(ops.greater(other, 0.5), similarity, 0.0), axis=1),
+                      ops.maximum(ops.sum(other, axis=1), 1.0))
+    return ops.where(finite, mean, np.float32(np.nan))
 
 
 def term_values(output, mask, divisor, kind, cossim_pow):

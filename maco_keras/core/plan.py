@@ -12,7 +12,8 @@ Every unit is a computation of its own shapes (its picture, its K crops through 
 model), so its bits do not depend on the other units of its batch; `update` is
 elementwise. A coupling term (diversity: each crop's style against the other copies')
 makes a batch's units one computation instead: their crops go through the model together
-and the sum of their scores is differentiated (`group_crops`, `group_score`). A unit whose score or gradient is not finite is frozen from that step on,
+and the sum of their scores is differentiated (`group_crops`, `group_score`); a failed
+unit's crops then count as unlike every other, so its NaN stays its own there too. A unit whose score or gradient is not finite is frozen from that step on,
 and the others go on (masks select, they never multiply a NaN by 0).
 """
 
