@@ -88,10 +88,7 @@ class RunOptions:
             if getattr(self, name) is not None:
                 set_(name, validation.positive_int(name, getattr(self, name)))
         for name in ("jit_compile", "verbose", "return_visualization"):
-            value = getattr(self, name)
-            # 0 and 1 too, as Keras's own `verbose=0` and earlier versions of these took them.
-            set_(name, validation.boolean(name, bool(value) if isinstance(value, (int, np.integer)) and value in (0, 1)
-                                          else value))
+            set_(name, validation.flag(name, getattr(self, name)))
         try:
             set_("snapshot_steps", tuple(self.snapshot_steps))
         except TypeError:

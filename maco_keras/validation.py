@@ -91,3 +91,13 @@ def boolean(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"expected True or False, received: {name}={value!r}")
     return bool(value)
+
+
+def flag(name, value):
+    """`boolean`, the ints 0 and 1 accepted too: a switch such as `verbose`, which Keras's own `verbose=0` and
+    earlier versions of maco-keras spell with them."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value in (0, 1):
+        return bool(value)
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"expected True or False (or 0 or 1), received: {name}={value!r}")
+    return bool(value)

@@ -79,7 +79,7 @@ class Visualizer:
         self.magnitude = None if magnitude is None else np.asarray(magnitude, np.float32)
         self.devices = devices
         self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)
-        self.verbose = validation.boolean("verbose", verbose)
+        self.verbose = validation.flag("verbose", verbose)
         backends.runner_class()  # the active backend is one we run on, checked before any work
         self._runners = {}
 
@@ -229,6 +229,7 @@ def neutral_maco(objective, units=None, *, config=None, **settings):
         raise ValueError(f"expected settings of the {backends.current()} backend ({', '.join(sorted(fields))}, "
                          f"{', '.join(_RUN_ARGUMENTS)}), received: {', '.join(unknown)} (TensorFlow only)")
     run = {name: settings.pop(name) for name in _RUN_ARGUMENTS if name in settings}
+    return_visualization = validation.flag("return_visualization", run.get("return_visualization", False))
     config = configure(config, settings)
     model = objective if isinstance(objective, keras.Model) else getattr(objective, "model", None)
     if model is None:
@@ -239,6 +240,6 @@ def neutral_maco(objective, units=None, *, config=None, **settings):
         result = visualizer(units=units)
     else:
         result = visualizer(objective, units)
-    if run.get("return_visualization"):
+    if return_visualization:
         return result
     return result.images, result.transparency

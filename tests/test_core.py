@@ -139,7 +139,10 @@ def test_a_visualizer_checks_its_arguments(tiny_model):
         maco_keras.Visualizer(tiny_model, MacoConfig(image_size=16))
     with pytest.raises(ValueError, match=r"antialias=True, relu_redirect_steps=4 \(TensorFlow's maco only\)"):
         maco_keras.Visualizer(tiny_model, MacoConfig(antialias=True, relu_redirect_steps=4))
-    visualizer = maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40, crops=2), verbose=False)
+    visualizer = maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40, crops=2), verbose=0)
+    assert visualizer.verbose is False  # Keras's verbose=0, as TensorFlow's maco takes it
+    with pytest.raises(TypeError, match=r"expected True or False \(or 0 or 1\), received: verbose=2"):
+        maco_keras.Visualizer(tiny_model, MacoConfig(steps=1, image_size=40, crops=2), verbose=2)
     with pytest.raises(ValueError, match="units"):
         visualizer()
     with pytest.raises(ValueError, match="magnitude"):
