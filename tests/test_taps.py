@@ -88,12 +88,12 @@ def test_a_5d_layer_is_refused():
 
 
 def test_wrapping_does_not_change_the_result(tiny_model):
-    """A channel reached through the nested path: the same bits as in the unwrapped model."""
+    """A channel reached through the nested path: the same bits as in the unwrapped model. (Xplique's own
+    `Objective.channel` is not compared since format 3: it keeps Xplique's scale, the channel's mean divided by the
+    channel count, where `objectives.channel` is maximized in the channel's own mean, as on every backend.)"""
     flat, _ = maco_keras.maco(objectives.channel(tiny_model, "conv1", [3]), **KW)
     wrapped, _ = maco_keras.maco(objectives.channel(nested(tiny_model), "base/conv1", [3]), **KW)
-    xplique, _ = maco_keras.maco(Objective.channel(tiny_model, "conv1", [3]), **KW)
     np.testing.assert_array_equal(flat, wrapped)
-    np.testing.assert_array_equal(flat, xplique)
 
 
 @pytest.mark.shared
