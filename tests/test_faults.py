@@ -178,7 +178,7 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
     its record, and equals an uninterrupted run's."""
     clean = tmp_path / "clean"
     started = time.monotonic()
-    slow = ["--batch", "1", "--steps", "300", "--crops", "8"]  # ~0.8 s per unit after the first: kills land between
+    slow = ["--batch", "1", "--steps", "300", "--crops", "8"]  # a unit at a time, each long enough to be killed in
     process = subprocess.Popen(command(*_visualize(saved_model, clean, *slow)), env=environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = None  # when its first unit is in: before, TensorFlow's import, the model's load and the trace
@@ -190,6 +190,7 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
     assert process.returncode == 0, process.stderr.read()[-2000:]
     process.stderr.close()
     first = duration if first is None else first
+    per_unit = (duration - first) / (len(UNITS) - 1)
     draw = random.Random(2026)
     moments = []
     for index in range(5):  # each kill in a folder of its own, then its resume
@@ -197,22 +198,30 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
         argv = command(*_visualize(saved_model, folder, *slow))
         process = subprocess.Popen(argv, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         started = time.monotonic()
-        # One moment in five before the first unit (the start, the manifest), the others while units are written.
-        moment = draw.uniform(0.5 * first, first) if draw.random() < 0.2 else draw.uniform(first, duration)
-        while time.monotonic() - started < moment and process.poll() is None:
-            time.sleep(0.01)
+        # One moment in five before the first unit (the start, the manifest); the others after a drawn number of
+        # units, a drawn fraction of a unit's time later. Anchored to the run's own progress, not to the clock of
+        # the clean run: a start (imports, trace) varies by seconds from one process to the next on a busy machine.
+        if draw.random() < 0.2:
+            after, delay = 0, draw.uniform(0.2 * first, 0.9 * first)
+        else:
+            after, delay = draw.randint(1, len(UNITS) - 1), draw.uniform(0.0, per_unit)
+        while len(list(folder.glob("units/*.json"))) < after and process.poll() is None:
+            time.sleep(0.005)
+        waited = time.monotonic()
+        while time.monotonic() - waited < delay and process.poll() is None:
+            time.sleep(0.005)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait()
         process.stderr.close()
-        moments.append((round(moment, 1), process.returncode, len(list(folder.glob("units/*.json")))))
+        moments.append((after, round(delay, 2), process.returncode, len(list(folder.glob("units/*.json")))))
         finished = subprocess.run(argv, env=environment(), capture_output=True, text=True, timeout=300)
         assert finished.returncode == 0, finished.stderr[-2000:]
         assert_intact(folder, UNITS)
         for unit in UNITS:
             np.testing.assert_array_equal(results.load_unit(folder, unit)["image"],
                                           results.load_unit(clean, unit)["image"])
-    assert any(code == -signal.SIGKILL and 0 < records < len(UNITS) for _, code, records in moments), moments
+    assert any(code == -signal.SIGKILL and 0 < records < len(UNITS) for _, _, code, records in moments), moments
 
 
 # Ctrl-C as in a terminal: a test runner started in the background of a shell makes its children ignore SIGINT,
