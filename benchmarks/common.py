@@ -109,7 +109,7 @@ def load_natural(shared, size, values_range=(-1.0, 1.0)):
 
 def frontier_section(subject, tag=""):
     """The name of the section of RESULTS.md that `frontier.py --tag tag` writes for `subject`."""
-    from maco_keras.plots import file_name  # here, so that importing this module stays light
+    from maco_keras.evaluation.plots import file_name  # here, so that importing this module stays light
 
     return f"frontier-{subject}" + (f"-{file_name(tag)}".replace("_", "-") if tag else "")
 

@@ -77,7 +77,7 @@ def fsync(fd):
     if calls[0] > 6: raise OSError(code, os.strerror(code))
     real(fd)
 os.fsync = fsync
-from maco_keras.cli import main
+from maco_keras.runs.cli import main
 sys.exit(main(sys.argv[1:]))'
 mkdir -p "$W/disk"
 if mount -t tmpfs -o size=96k tmpfs "$W/disk" 2>/dev/null; then
@@ -163,7 +163,7 @@ def delayed(*args, **kwargs):
     time.sleep(3)
     return link(*args, **kwargs)
 os.link = delayed
-from maco_keras.cli import main
+from maco_keras.runs.cli import main
 sys.exit(main(sys.argv[1:]))'
 rm -rf "$W/run"
 "$PY" -c "$DELAYED" visualize "$W/tiny.keras" --out "$W/run" --units 0-1 --steps 8 --image-size 40 --crops 2 \

@@ -8,8 +8,14 @@ The package loads lazily: `import maco_keras` is instant and TensorFlow is impor
 first use, so the command line can set TensorFlow's log level before it loads. On Keras's
 JAX and PyTorch backends (`KERAS_BACKEND=jax` or `torch`) `maco`, `Visualizer`,
 `MacoConfig` and `objectives` never import TensorFlow or Xplique. Every
-name below and every submodule (`maco_keras.plots`, `.metrics`, `.applications`,
-`.baselines`, ...) is available as an attribute.
+name below and every submodule (`maco_keras.applications`, `.baselines`, ...) is available
+as an attribute, those of the run folders (`maco_keras.runs`: `.results`, `.atlas`,
+`.cli`, ...) and of evaluation (`maco_keras.evaluation`: `.metrics`, `.plots`) also by
+their short names (`maco_keras.plots` is `maco_keras.evaluation.plots`).
+
+Folders: `core` (backend-neutral), `backends` (one module per Keras backend), the
+TensorFlow engine at the top (`engine`, `optimization`, `parameterization`, ...), `runs`
+(run folders, the command line and the atlas) and `evaluation`.
 """
 
 import importlib
@@ -40,11 +46,15 @@ _EXPORTS = {
     "maco": "visualizer",
     "visualize": "engine",
 }
-_SUBMODULES = (
-    "applications", "atlas", "backends", "core", "augmentation", "baselines", "cli", "color", "engine", "examples", "metrics", "models", "objective",
-    "objectives", "optimization", "parameterization", "plots", "presets", "results", "seeding", "spectrum", "taps",
-    "validation", "visualizer", "xplique_compat",
-)
+# Every submodule as an attribute; those of the run folders and of evaluation also by their short names.
+_SUBMODULES = {
+    **{name: name for name in (
+        "applications", "backends", "core", "augmentation", "baselines", "color", "engine", "evaluation", "models",
+        "objective", "objectives", "optimization", "parameterization", "presets", "runs", "seeding", "spectrum",
+        "taps", "validation", "visualizer", "xplique_compat")},
+    **{name: f"runs.{name}" for name in ("storage", "results", "examples", "atlas", "cli")},
+    **{name: f"evaluation.{name}" for name in ("metrics", "plots")},
+}
 
 __all__ = sorted([*_EXPORTS, "Objective", *_SUBMODULES])
 
@@ -57,7 +67,7 @@ def __getattr__(name):
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     raise AttributeError(f"module 'maco_keras' has no attribute {name!r}")
 
 

@@ -228,7 +228,7 @@ def test_sigkill_at_five_random_moments_then_resume(saved_model, reference, tmp_
 # so the child takes Python's own handler back first.
 INTERRUPTIBLE = ("import signal, sys\n"
                  "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-                 "from maco_keras.cli import main\n"
+                 "from maco_keras.runs.cli import main\n"
                  "sys.exit(main(sys.argv[1:]))\n")
 
 
@@ -306,7 +306,7 @@ DELAYED = ("import os, sys, time\n"
            "    time.sleep(3)\n"
            "    return link(*args, **kwargs)\n"
            "os.link = delayed\n"
-           "from maco_keras.cli import main\n"
+           "from maco_keras.runs.cli import main\n"
            "sys.exit(main(sys.argv[1:]))\n")
 
 

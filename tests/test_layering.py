@@ -1,9 +1,11 @@
 """The package is a pipeline: a module imports only modules of earlier stages (no cycles).
 
 The subpackages are stages of their own: `core` (backend-neutral, right after validation:
-it imports no backend module, no command line and no run folders) and `backends` (one
-module per Keras backend, after the taps they run). Within a subpackage, modules import
-each other freely.
+it imports no backend module, no command line and no run folders), `backends` (one module
+per Keras backend, after the taps they run), `runs` (run folders, then the atlas and the
+command line) and `evaluation` (metrics and plots). Within `core` and `backends` modules
+import each other freely; within `runs` and `evaluation` they are a pipeline too
+(`MEMBER_ORDER`).
 """
 
 import ast
@@ -15,10 +17,14 @@ from conftest import REPO
 ORDER = [
     "validation", "core", "seeding", "color", "spectrum", "parameterization", "native", "augmentation", "models", "taps",
     "objectives", "objective", "chunks", "steps", "optimization", "engine", "presets", "backends", "visualizer",
-    "baselines", "storage", "results", "metrics", "plots", "applications", "examples", "atlas", "cli", "xplique_compat",
-    "__main__",
+    "baselines", "applications", "runs", "evaluation", "xplique_compat", "__main__",
 ]
-SUBPACKAGES = ("core", "backends")
+SUBPACKAGES = ("core", "backends", "runs", "evaluation")
+# The subpackages whose modules are a pipeline of their own, in order.
+MEMBER_ORDER = {
+    "runs": ["storage", "results", "examples", "atlas", "cli"],
+    "evaluation": ["metrics", "plots"],
+}
 PACKAGE = REPO / "maco_keras"
 # What the backend-neutral core may never import: any one backend's framework, or Xplique (which imports TensorFlow).
 FRAMEWORKS = ("tensorflow", "jax", "torch", "xplique", "tf_keras")
@@ -27,6 +33,24 @@ FRAMEWORKS = ("tensorflow", "jax", "torch", "xplique", "tf_keras")
 def stage_of(path):
     relative = path.relative_to(PACKAGE)
     return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
+
+def members_imported(path):
+    """The sibling modules that `path` (a module of a subpackage) imports, relative or absolute, at any depth."""
+    package = path.parent.name
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 1:
+                found.add(module.split(".")[0]) if module else found.update(alias.name for alias in node.names)
+            elif node.level == 0 and module.startswith(f"maco_keras.{package}"):
+                rest = module.removeprefix(f"maco_keras.{package}").lstrip(".")
+                found.add(rest.split(".")[0]) if rest else found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[2] for alias in node.names
+                         if alias.name.startswith(f"maco_keras.{package}.") and alias.name.count(".") >= 2)
+    return found - {"__init__", ""}
 
 
 def imported_modules(path):
@@ -84,16 +108,29 @@ def test_each_backend_module_imports_only_its_own_framework(backend):
     assert not frameworks_imported(PACKAGE / "backends" / f"{backend}.py") & others
 
 
-# The architecture as forbidden imports (implied by ORDER, stated here so that a reordering cannot drop one):
-# the core knows no backend, no TensorFlow engine, no run folder and no command line; a backend knows no run
-# folder or command line; run folders know no command line or atlas.
+@pytest.mark.parametrize("package", sorted(MEMBER_ORDER))
+def test_members_import_only_earlier_members(package):
+    order = MEMBER_ORDER[package]
+    files = sorted(path for path in (PACKAGE / package).glob("*.py") if path.name != "__init__.py")
+    assert [path.stem for path in files] == sorted(order), f"{package}/ holds modules missing from MEMBER_ORDER"
+    for path in files:
+        later = {name for name in members_imported(path) if order.index(name) >= order.index(path.stem)}
+        assert not later, f"{package}/{path.name} imports {sorted(later)}, which come later in {package}/"
+
+
+# The architecture as forbidden imports (implied by ORDER and MEMBER_ORDER, stated here so that a reordering
+# cannot drop one): the core knows no backend, no TensorFlow engine, no run folder and no command line; a backend
+# knows no run folder or command line; run folders know no command line or atlas; evaluation knows no command line.
 FORBIDDEN = {
-    "core": {"backends", "visualizer", "optimization", "engine", "presets", "storage", "results", "atlas", "cli"},
-    "backends": {"visualizer", "storage", "results", "atlas", "cli"},
-    "visualizer": {"storage", "results", "atlas", "cli"},
-    "storage": {"atlas", "cli"},
-    "results": {"atlas", "cli"},
-    "metrics": {"cli", "atlas"},
+    "core": {"backends", "visualizer", "optimization", "engine", "presets", "runs", "evaluation"},
+    "backends": {"visualizer", "runs", "evaluation"},
+    "visualizer": {"runs", "evaluation"},
+    "runs": {"evaluation"},
+}
+FORBIDDEN_MEMBERS = {
+    "runs/storage.py": {"atlas", "cli"},
+    "runs/results.py": {"atlas", "cli"},
+    "runs/examples.py": {"atlas", "cli"},
 }
 
 
@@ -104,3 +141,17 @@ def test_forbidden_imports(stage):
     for path in files:
         found = imported_modules(path) & FORBIDDEN[stage]
         assert not found, f"{path.relative_to(PACKAGE)} imports {sorted(found)}"  # lazy imports in functions too
+
+
+@pytest.mark.parametrize("relative", sorted(FORBIDDEN_MEMBERS))
+def test_forbidden_member_imports(relative):
+    found = members_imported(PACKAGE / relative) & FORBIDDEN_MEMBERS[relative]
+    assert not found, f"{relative} imports {sorted(found)}"
+
+
+def test_evaluation_reads_run_folders_only_through_results():
+    """Evaluation comes after the run folders, but needs only their image helpers, never the shell or the atlas."""
+    for path in sorted((PACKAGE / "evaluation").glob("*.py")):
+        text = path.read_text()
+        for member in ("cli", "atlas", "examples"):
+            assert f"runs.{member}" not in text and f"runs import {member}" not in text, (path.name, member)

@@ -24,7 +24,7 @@ NO_FRAMEWORKS = ("import sys\n"
                  "        if name.split('.')[0] in ('tensorflow', 'keras', 'jax', 'torch', 'xplique'):\n"
                  "            raise ImportError(f'{name} is blocked in this test')\n"
                  "sys.meta_path.insert(0, Blocked())\n"
-                 "from maco_keras.cli import main\n"
+                 "from maco_keras.runs.cli import main\n"
                  "sys.exit(main(sys.argv[1:]))\n")
 
 

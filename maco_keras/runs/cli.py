@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import json  # noqa: E402
 import pathlib  # noqa: E402
 
-from . import __version__, backends  # noqa: E402 (imports no Keras: safe before --backend is read)
+from .. import __version__, backends  # noqa: E402 (imports no Keras: safe before --backend is read)
 
 PROG = "maco-keras"
 COMMANDS = ("visualize", "atlas", "verify", "layers")
@@ -166,7 +166,7 @@ def parse_args(argv=None):
 
 
 def _check_model_file(spec, parameter="MODEL"):
-    from . import validation
+    from .. import validation
 
     if (validation.names_model_file(spec) or os.sep in spec) and "://" not in spec and not pathlib.Path(spec).is_file():
         what = "a folder" if pathlib.Path(spec).is_dir() else "no such file"
@@ -208,7 +208,8 @@ def configured_backend(args):
 
 def check_before_import(args):
     """Checks everything that needs no model before Keras, TensorFlow or any backend is imported (fast errors)."""
-    from . import results, validation
+    from . import results
+    from .. import validation
 
     if args.command == "visualize":
         _check_model_file(args.model)
@@ -287,7 +288,8 @@ class LayerRun:
     """
 
     def __init__(self, model, tap, units_spec, token, parameter="--layer"):
-        from . import objectives, results, taps
+        from .. import objectives, taps
+        from . import results
 
         self.tap = tap
         # The output, or the layer that computes it (--layer predictions): logits.
@@ -309,7 +311,7 @@ class LayerRun:
         self.model = model
 
     def objective(self, units):
-        from . import objectives, taps
+        from .. import objectives, taps
 
         layer = None if self.tap.path == taps.OUTPUT else self.tap.path
         return objectives.unit_objective(self.model, layer, self.kind, units, self.token)
@@ -328,7 +330,7 @@ class LayerRun:
 
 def resolve_layers(model, spec):
     """The taps `--layer` names: comma-separated names or paths, each maybe a pattern (`*`, `?`, `[...]`)."""
-    from . import objectives, taps
+    from .. import objectives, taps
 
     if spec is None:
         return [objectives.layer_tap(model, None, "--layer")]
@@ -352,8 +354,9 @@ class VisualizeJob:
     """
 
     def __init__(self, args):
-        from . import models, optimization, results
-        from . import taps as taps_lib
+        from .. import models, optimization
+        from . import results
+        from .. import taps as taps_lib
 
         import keras
 
@@ -363,7 +366,7 @@ class VisualizeJob:
         if self.backend != "tensorflow":
             self.strategy = None  # the TensorFlow-only options were refused before the import
         else:
-            from . import optimization
+            from .. import optimization
 
             self.strategy = _strategy(args.strategy)
             optimization.split_crops(args.crops, optimization.resolve_strategy(self.strategy), args.crop_chunk)
@@ -383,7 +386,7 @@ class VisualizeJob:
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
                              f"received: --image-size={args.image_size}")
-        from .core.config import CONFIGS, TENSORFLOW_ONLY
+        from ..core.config import CONFIGS, TENSORFLOW_ONLY
 
         if args.preset is None:
             # maco's defaults; the baselines have no schedules, which manifests have always called "paper".
@@ -391,7 +394,7 @@ class VisualizeJob:
 
         if args.steps is None:
             args.steps = CONFIGS[args.preset].steps
-        from .core import draws as draws_lib
+        from ..core import draws as draws_lib
 
         draws = draws_lib.DRAWS  # one generator on every backend
         # maco's whole configuration, validated once: the run takes it, the manifest records it.
@@ -501,7 +504,7 @@ class VisualizeJob:
         """Runs a layer's units not yet finished; returns {unit: reason} of those that failed."""
         import numpy as np
 
-        from maco_keras import results
+        from maco_keras.runs import results
 
         args = self.args
         folder = layer.folder
@@ -609,7 +612,7 @@ class LayersJob:
     def __init__(self, args):
         import fnmatch
 
-        from . import models, objectives, taps
+        from .. import models, objectives, taps
 
         self.model = models.load(args.model, weights=None).model  # shapes only: no weights to fetch
         paths = [path for path, _ in taps.layer_paths(self.model) if fnmatch.fnmatchcase(path, args.pattern)

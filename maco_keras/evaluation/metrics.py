@@ -18,7 +18,7 @@ import scipy.linalg
 import scipy.stats
 import tensorflow as tf
 
-from . import validation
+from .. import validation
 
 
 def center_crop(images, fraction=299 / 512):

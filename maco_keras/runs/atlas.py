@@ -26,7 +26,7 @@ from PIL import Image
 from . import examples as examples_lib
 from . import results
 from . import storage
-from . import validation
+from .. import validation
 
 THUMBNAIL = 160
 
@@ -310,7 +310,7 @@ class AtlasJob:
         kind = manifest.get("kind", "unit")
         examples = {}
         if self.examples is not None and done:
-            from . import models
+            from .. import models
 
             if self.model is None:
                 weights = None if settings.get("weights") == "none" else "imagenet"

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from . import storage
-from . import validation
+from .. import validation
 
 MANIFEST = "manifest.json"
 UNITS = "units"
@@ -232,7 +232,7 @@ def versions():
 
     import keras
 
-    from . import __version__
+    from .. import __version__
 
     backend = keras.backend.backend()
     found = {"maco_keras": __version__, "keras": keras.__version__, "python": platform.python_version()}

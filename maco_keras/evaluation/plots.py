@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from xplique.plots import plot_maco
 
-from . import validation
-from .results import png_bytes, to_display, transparency_alpha, write_atomic  # noqa: F401 (this module's API)
+from .. import validation
+from ..runs.results import png_bytes, to_display, transparency_alpha, write_atomic  # noqa: F401 (this module's API)
 
 
 def apply_transparency(images, transparency, values_range=(-1.0, 1.0), percentile=80):

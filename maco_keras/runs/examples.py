@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from . import objectives, taps
+from .. import objectives, taps
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -237,11 +237,11 @@ def example_magnitudes(examples, units, image_size=512):
 
     size = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
     if keras.backend.backend() != "tensorflow":
-        from .core import render  # NumPy's FFT, the same convention
+        from ..core import render  # NumPy's FFT, the same convention
 
         return np.stack([render.mean_magnitude(example_images(examples, unit, size, (0.0, 1.0)), (0.0, 1.0))
                          for unit in units])
-    from . import spectrum  # TensorFlow's FFT (its pictures stay the same)
+    from .. import spectrum  # TensorFlow's FFT (its pictures stay the same)
 
     return np.stack([spectrum.compute_magnitude(example_images(examples, unit, size, (0.0, 1.0)))
                      for unit in units])
