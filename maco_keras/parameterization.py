@@ -18,6 +18,7 @@ from . import spectrum
 from . import validation
 from .core import draws
 from .core import render
+from .core.tone import resolve_pixel_statistics  # noqa: F401 (also this module's API)
 
 
 class ImageParameterization(keras.layers.Layer):
@@ -227,32 +228,6 @@ class MacoImage(ImageParameterization):
             placeholder = np.zeros((config["num_images"],) + placeholder.shape, np.float32)
         config = {key: value for key, value in config.items() if key != "magnitude_per_image"}
         return cls(magnitude=placeholder, **config)
-
-
-def resolve_pixel_statistics(pixel_statistics, channels, name="pixel_statistics"):
-    """None, or ((mean per channel), (std per channel)) as tuples of floats; "imagenet" is ImageNet's.
-
-    `channels`: the count expected (None: any, the same for both).
-    """
-    if pixel_statistics is None:
-        return None
-    if isinstance(pixel_statistics, str):
-        if pixel_statistics != "imagenet":
-            raise ValueError(f"expected {name} None, 'imagenet' or (mean, std), received: "
-                             f"{name}={pixel_statistics!r}")
-        pixel_statistics = color.IMAGENET_PIXEL_STATISTICS
-    try:
-        mean, std = (tuple(float(value) for value in np.ravel(part)) for part in pixel_statistics)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected {name} None, 'imagenet' or (mean, std), received: {name}={pixel_statistics!r}")
-    if len(mean) != len(std) or (channels is not None and len(mean) != channels):
-        raise ValueError(f"expected {name} with {channels} means and {channels} standard deviations (one per "
-                         f"channel), received: {name}={pixel_statistics!r}")
-    try:
-        color.check_pixel_statistics(mean, std)  # the fit itself runs once, in MacoImage
-    except ValueError as error:
-        raise ValueError(f"{error} (from {name})") from None
-    return mean, std
 
 
 def reset(parameterization, seed, unit_keys):

@@ -25,6 +25,7 @@ from . import validation
 from .core import draws
 from .core import magnitude as magnitude_lib
 from .core import render
+from .core import tone
 from .core.config import CONFIGS, TENSORFLOW_ONLY, MacoConfig, configure
 from .core.outcome import NonFiniteError, Visualization
 from .core.plan import Plan
@@ -76,6 +77,7 @@ class Visualizer:
         if height < self.input_shape[0] or width < self.input_shape[1]:
             raise ValueError(f"expected image_size at least the model input {self.input_shape[:2]}, "
                              f"received: image_size={config.image_size}")
+        tone.resolve_pixel_statistics(config.pixel_statistics, self.input_shape[2])  # one per model input channel
         self.magnitude = None if magnitude is None else np.asarray(magnitude, np.float32)
         self.devices = devices
         self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)

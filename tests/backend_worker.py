@@ -215,6 +215,21 @@ def main():
                                                              compiled.scales, 0.5, 0.2)
                 result.update({f"{case}scores_{name}": scores, f"{case}gradients_{name}": gradients})
         result["devices"] = np.array(len(jax.devices()))
+    elif TASK == "tone":
+        # antialias (crops cut at twice the input, then 2x2 means) and pixel_statistics (each channel its own tone):
+        # through a Visualizer, and on TensorFlow also its engine, `maco`.
+        model = load()
+        config = maco_keras.MacoConfig(steps=3, image_size=48, crops=4, seed=0, antialias=True,
+                                       pixel_statistics="imagenet")
+        visualization = maco_keras.Visualizer(model, config, verbose=False)(units=[3, 5])
+        result.update(images=visualization.images, scores=visualization.scores,
+                      transparency=visualization.transparency)
+        plain = maco_keras.Visualizer(model, config.replace(antialias=False, pixel_statistics=None), verbose=False)
+        result["plain_images"] = plain(units=[3, 5]).images
+        if keras.backend.backend() == "tensorflow":
+            engine = maco_keras.maco(model, units=[3, 5], config=config, verbose=False, return_visualization=True)
+            result.update(engine_images=engine.images, engine_scores=engine.scores,
+                          engine_transparency=engine.transparency)
     elif TASK == "errors":
         model = load()
         messages = []

@@ -14,6 +14,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from .. import validation
+from . import tone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +151,9 @@ class MacoConfig:
             [0, 1]: each channel rendered with that mean and spread instead of `contrast`.
         relu_redirect_steps: for the first this many steps the model's ReLUs pass gradients
             through dead units (Lucid's redirected ReLU).
-        The last four are TensorFlow's engine's (`maco` on TensorFlow): a `Visualizer` on
-        any backend refuses a configuration that changes them (`tensorflow_only`).
+        `phase_as` and `relu_redirect_steps` are TensorFlow's engine's (`maco` on
+        TensorFlow): a `Visualizer` on any backend refuses a configuration that changes
+        them (`tensorflow_only`). `antialias` and `pixel_statistics` run on every backend.
 
     Example:
         >>> config = MacoConfig(steps=128, seed=0)
@@ -250,7 +252,7 @@ class MacoConfig:
 
 
 # What only TensorFlow's engine runs, at the values that leave it out.
-TENSORFLOW_ONLY = {"antialias": False, "phase_as": "angle", "pixel_statistics": None, "relu_redirect_steps": 0}
+TENSORFLOW_ONLY = {"phase_as": "angle", "relu_redirect_steps": 0}
 
 
 def _frozen_pixel_statistics(value):
@@ -265,6 +267,10 @@ def _frozen_pixel_statistics(value):
     if len(mean) != len(std) or not mean:
         raise ValueError(f"expected pixel_statistics with one mean and one standard deviation per channel, received: "
                          f"pixel_statistics={value!r}")
+    try:
+        tone.check_pixel_statistics(mean, std)  # values no sigmoid of a Gaussian has are refused here, not at the fit
+    except ValueError as error:
+        raise ValueError(f"{error} (from pixel_statistics)") from None
     return mean, std
 
 

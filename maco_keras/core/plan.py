@@ -24,6 +24,7 @@ from . import draws
 from . import nadam
 from . import objectives as objectives_lib
 from . import render
+from . import tone as tone_lib
 
 
 class Plan:
@@ -46,6 +47,9 @@ class Plan:
         self.radius = render.frequency_radius(self.image_size)
         self.model_dtype = model_dtype or "float32"
         self.coupled = any(kind in objectives_lib.COUPLING_KINDS for _, kind, _ in self.structure)
+        self.tone = tone_lib.tone(config.pixel_statistics, self.channels)  # fitted once; None: one contrast
+        # `antialias`: crops cut at twice the model input, then each 2x2 block averaged (a box filter).
+        self.cut_size = tuple(side * (2 if config.antialias else 1) for side in self.input_size)
 
     def initial_phase(self, seed, key):
         """(C, H, W // 2 + 1): unit `key`'s initial phase, uniform in [-pi, pi)."""
@@ -54,13 +58,18 @@ class Plan:
 
     def picture(self, phase, magnitude):
         """(H, W, C) in `values_range`."""
-        return render.render(phase, magnitude, self.image_size, self.config.contrast, self.config.values_range)
+        return render.render(phase, magnitude, self.image_size, self.config.contrast, self.config.values_range,
+                             self.tone)
 
     def crops(self, image, seed, key, step, scale, amplitude):
         """(K, h, w, C): the model's inputs of unit `key` at `step`, noise added to the picture before it is cut."""
         boxes = crops_lib.boxes(seed, key, step, self.config.crops, scale, self.config)
         noisy = ops.add(image, crops_lib.noise(seed, key, step, tuple(image.shape), amplitude))
-        return ops.cast(crops_lib.cut(noisy, boxes, self.input_size), self.model_dtype)
+        crops = crops_lib.cut(noisy, boxes, self.cut_size)
+        if self.config.antialias:
+            (height, width), count = self.input_size, crops.shape[0]
+            crops = ops.mean(ops.reshape(crops, (count, height, 2, width, 2, self.channels)), axis=(2, 4))
+        return ops.cast(crops, self.model_dtype)
 
     def score(self, outputs, masks, scales):
         """The unit's score from the model's outputs at its crops (`scales`: its terms' divisors and weights)."""

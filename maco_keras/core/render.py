@@ -54,7 +54,7 @@ def irfft2(real, imag, image_size):
     return ops.irfft((real, imag), fft_length=width)
 
 
-def render(phase, magnitude, image_size, contrast, values_range):
+def render(phase, magnitude, image_size, contrast, values_range, tone=None):
     """One picture from its phase.
 
     Args:
@@ -63,6 +63,9 @@ def render(phase, magnitude, image_size, contrast, values_range):
         image_size: (H, W).
         contrast: the standardized picture's standard deviation in the decorrelated space.
         values_range: (low, high) of the pixels.
+        tone: None, or (offset, scale) float32 arrays (C,) from `core.tone.tone` (`pixel_statistics`):
+            each RGB channel is then standardized on its own and rendered as
+            `sigmoid(offset + scale * channel)`, in place of `contrast`.
 
     Returns:
         float32 tensor (H, W, C) in `values_range`.
@@ -72,9 +75,19 @@ def render(phase, magnitude, image_size, contrast, values_range):
     image = ops.transpose(spatial, (1, 2, 0))
     mean = ops.mean(image)
     variance = ops.mean(ops.square(ops.subtract(image, mean)))
-    image = ops.multiply(ops.subtract(image, mean), ops.multiply(np.float32(contrast), ops.rsqrt(variance + 1e-10)))
+    image = ops.multiply(ops.subtract(image, mean), ops.multiply(np.float32(contrast if tone is None else 1.0),
+                                                                 ops.rsqrt(variance + 1e-10)))
     if channels == 3:
         image = ops.matmul(image, COLOR_CORRELATION)
+    if tone is not None:
+        # Each channel standardized on its own, then given the logit offset and scale under which its pixels
+        # take the target mean and spread through the sigmoid (`core.tone`; TensorFlow's MacoImage does the same).
+        offset, scale = tone
+        mean = ops.mean(image, axis=(0, 1), keepdims=True)
+        centred = ops.subtract(image, mean)
+        variance = ops.mean(ops.square(centred), axis=(0, 1), keepdims=True)
+        image = ops.add(np.asarray(offset, np.float32),
+                        ops.multiply(ops.multiply(np.asarray(scale, np.float32), centred), ops.rsqrt(variance + 1e-10)))
     low, high = values_range
     return ops.add(np.float32(low), ops.multiply(np.float32(high - low), ops.sigmoid(image)))
 
