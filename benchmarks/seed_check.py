@@ -4,15 +4,16 @@ Format 3 (issue 28) changed which random draws a run gets (one counter-based gen
 every backend) and the scale the logit is maximized at; on MobileNetV2 its first three seeds
 came out worse in FID and transfer than the version before's three. This script compares
 the two over five seeds each, from the frontier tables (it runs nothing): the version before
-(commit a02ddc4) over seeds 0-2 (the eighth pass: mean ± standard deviation in
+over seeds 0-2 (the eighth pass, run at 433dab9, whose TensorFlow pictures the later commits
+up to a02ddc4 kept bit for bit by their logs: mean ± standard deviation in
 `benchmarks/README.md`, *Eighth pass*; its per-seed values were not kept) and seeds 3-4 (run
-for this check), format 3 over seeds 0-4 (per seed: *Ninth pass* for 0-2, this check for 3-4).
+at a02ddc4 for this check), format 3 over seeds 0-4 (per seed: *Ninth pass* for 0-2, this check for 3-4).
 The values are copied from those tables, at their digits.
 
 For each metric it prints both means, the difference (format 3 minus before, with the
 metric's sign: positive is better) and its 95% confidence interval:
 - where the eighth pass gave a standard deviation (Deep-KNN, plausibility, FID, KID), each
-  version's five-seed variance is exact (the three seeds' sum of squares, recovered from
+  version's five-seed variance is known, up to the tables' rounding (the three seeds' sum of squares, recovered from
   their standard deviation, with the other two) and the interval is Welch's;
 - elsewhere the three old seeds give only their mean, so the seed variance is pooled over the
   values known one by one (on MobileNetV2 format 3's five and the old version's two: 5
@@ -105,6 +106,7 @@ def _digits(value):
 
 def _cells(old_mean, new_mean, difference):
     digits = _digits(old_mean)
+    difference = round(difference, digits) + 0.0  # no "-0.000"
     return f"{old_mean:.{digits}f}", f"{new_mean:.{digits}f}", f"{difference:+.{digits}f}"
 
 
@@ -115,7 +117,8 @@ def main():
     for name in args.subjects:
         subject = SUBJECTS[name]
         before, after = 3 + len(subject["before_seeds"]), len(subject["format3_seeds"])
-        header = ["metric", f"before ({before} seeds)", f"format 3 ({after} seeds)", "difference (+ better)",
+        seeds = lambda count: f"{count} seed{'s' if count > 1 else ''}"  # noqa: E731
+        header = ["metric", f"before ({seeds(before)})", f"format 3 ({seeds(after)})", "difference (+ better)",
                   "95% interval", "p", "test", "verdict"]
         rows = [compare(subject, index, metric, sign) for index, (metric, sign) in enumerate(METRICS)]
         print(f"{subject['title']}, the defaults at 64 steps, 12 classes of set 2: format 3 against the version "

@@ -9,6 +9,7 @@ import each other freely; within `runs` and `evaluation` they are a pipeline too
 """
 
 import ast
+import pathlib
 
 import pytest
 
@@ -35,40 +36,53 @@ def stage_of(path):
     return relative.parts[0] if len(relative.parts) > 1 else relative.stem
 
 
-def members_imported(path):
-    """The sibling modules that `path` (a module of a subpackage) imports, relative or absolute, at any depth."""
-    package = path.parent.name
+# The short names the package also answers to (`maco_keras.cli` is `maco_keras.runs.cli`): an import by one
+# is an import of that folder's module.
+SHORT_NAMES = {member: package for package, members in MEMBER_ORDER.items() for member in members}
+# Names imported from the package that are not modules.
+ATTRIBUTES = {"__version__"}
+
+
+def imports_of(path):
+    """What `path` imports from the package, relative or absolute, at any depth (lazy imports in functions too),
+    each as (stage, member): member is the module inside a subpackage (None for a top-level module or a
+    subpackage itself). A short name (`from . import cli`, `from maco_keras import plots`) counts as its folder's
+    module; a name that is neither a stage nor a known attribute fails, so no import can slip past the checks."""
+    package = list(path.relative_to(PACKAGE).parts[:-1])
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
+        candidates = []
         if isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 1:
-                found.add(module.split(".")[0]) if module else found.update(alias.name for alias in node.names)
-            elif node.level == 0 and module.startswith(f"maco_keras.{package}"):
-                rest = module.removeprefix(f"maco_keras.{package}").lstrip(".")
-                found.add(rest.split(".")[0]) if rest else found.update(alias.name for alias in node.names)
+            module = [part for part in (node.module or "").split(".") if part]
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+            elif module[:1] == ["maco_keras"]:
+                base, module = [], module[1:]
+            else:
+                continue
+            candidates = [base + module + [alias.name] for alias in node.names]
         elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[2] for alias in node.names
-                         if alias.name.startswith(f"maco_keras.{package}.") and alias.name.count(".") >= 2)
-    return found - {"__init__", ""}
+            candidates = [alias.name.split(".")[1:] for alias in node.names if alias.name.startswith("maco_keras.")]
+        for parts in candidates:
+            if parts and parts[0] in SHORT_NAMES:
+                parts = [SHORT_NAMES[parts[0]], *parts]
+            if not parts or parts[0] in ATTRIBUTES:
+                continue
+            assert parts[0] in ORDER, f"{path.relative_to(PACKAGE)} imports maco_keras.{'.'.join(parts)}, not a stage"
+            member = parts[1] if len(parts) > 1 and (PACKAGE / parts[0] / f"{parts[1]}.py").exists() else None
+            found.add((parts[0], member))
+    return found
+
+
+def members_imported(path):
+    """The modules of `path`'s own subpackage that `path` imports (by any of the forms `imports_of` reads)."""
+    package = path.parent.name
+    return {member for stage, member in imports_of(path) if stage == package and member}
 
 
 def imported_modules(path):
     """The package stages that `path` imports, relative or absolute, at any depth."""
-    inside = stage_of(path) if path.parent != PACKAGE else None
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 1 and inside:
-                found.add(inside)  # a sibling in the same subpackage
-                continue
-            if node.level in (1, 2) or module.startswith("maco_keras"):
-                module = module.removeprefix("maco_keras").lstrip(".").split(".")[0]
-                found.update([module] if module else [alias.name for alias in node.names])
-        elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("maco_keras."))
-    return found & set(ORDER)
+    return {stage for stage, _ in imports_of(path)}
 
 
 def frameworks_imported(path):
@@ -120,13 +134,16 @@ def test_members_import_only_earlier_members(package):
 
 # The architecture as forbidden imports (implied by ORDER and MEMBER_ORDER, stated here so that a reordering
 # cannot drop one): the core knows no backend, no TensorFlow engine, no run folder and no command line; a backend
-# knows no run folder or command line; run folders know no command line or atlas; evaluation knows no command line.
+# knows no run folder or command line; run folders know no command line or atlas (but the atlas and the command
+# line themselves); evaluation knows no command line, atlas or dataset examples.
 FORBIDDEN = {
     "core": {"backends", "visualizer", "optimization", "engine", "presets", "runs", "evaluation"},
     "backends": {"visualizer", "runs", "evaluation"},
     "visualizer": {"runs", "evaluation"},
     "runs": {"evaluation"},
 }
+# Evaluation comes after the run folders but needs only their image helpers, never the shell, atlas or examples.
+FORBIDDEN_ACROSS = {"evaluation": {("runs", "cli"), ("runs", "atlas"), ("runs", "examples")}}
 FORBIDDEN_MEMBERS = {
     "runs/storage.py": {"atlas", "cli"},
     "runs/results.py": {"atlas", "cli"},
@@ -149,9 +166,24 @@ def test_forbidden_member_imports(relative):
     assert not found, f"{relative} imports {sorted(found)}"
 
 
-def test_evaluation_reads_run_folders_only_through_results():
-    """Evaluation comes after the run folders, but needs only their image helpers, never the shell or the atlas."""
-    for path in sorted((PACKAGE / "evaluation").glob("*.py")):
-        text = path.read_text()
-        for member in ("cli", "atlas", "examples"):
-            assert f"runs.{member}" not in text and f"runs import {member}" not in text, (path.name, member)
+@pytest.mark.parametrize("stage", sorted(FORBIDDEN_ACROSS))
+def test_forbidden_modules_of_other_folders(stage):
+    for path in [path for path in module_files() if stage_of(path) == stage]:
+        found = imports_of(path) & FORBIDDEN_ACROSS[stage]
+        assert not found, f"{path.relative_to(PACKAGE)} imports {sorted(found)}"
+
+
+def test_short_names_and_folder_paths_count_alike(tmp_path, monkeypatch):
+    """Every form of import is read: a check that missed one would pass vacuously."""
+    forms = {"from . import cli": {("runs", "cli")}, "from .. import results": {("runs", "results")},
+             "from maco_keras import plots": {("evaluation", "plots")}, "from ..runs import atlas": {("runs", "atlas")},
+             "from ..runs.cli import main": {("runs", "cli")}, "import maco_keras.evaluation.metrics": {
+                 ("evaluation", "metrics")}, "from .. import __version__": set(),
+             "from ..core.outcome import NonFiniteError": {("core", "outcome")}}
+    folder = PACKAGE / "runs"
+    for statement, expected in forms.items():
+        probe = folder / "storage.py"  # parsed as if it were runs/storage.py; nothing is written there
+        monkeypatch.setattr(pathlib.Path, "read_text", lambda self, text=f"def f():\n    {statement}\n": text)
+        assert imports_of(probe) == expected, statement
+    monkeypatch.undo()
+    assert members_imported(PACKAGE / "runs" / "cli.py") >= {"results", "atlas", "examples"}

@@ -3,7 +3,7 @@
 A step of unit i, on every backend:
 
     image  = render(phase_i)                                   # the picture
-    crops  = cut(image + noise(seed, key_i, step), boxes(seed, key_i, step))
+    crops  = cut(image + noise(seed, key_i, step), boxes(seed, key_i, step))   # antialias: at 2x, then 2x2 means
     score  = mean over crops of the objective at the model's tapped outputs
     d score / d image  (the transparency),  d score / d phase_i  (by the backend's autodiff)
     phase_i <- NAdam ascent step on the frequencies below this step's cutoff

@@ -1,5 +1,8 @@
 """A phase, with its fixed magnitude, to a picture: `x = sigmoid(recorrelate(contrast * standardize(F^-1(r e^{i phi}))))`.
 
+With `pixel_statistics` (`core.tone`) each channel gets its own tone after the recorrelation
+instead of `contrast`: `x_c = sigmoid(b_c + a_c * standardize(channel c))`.
+
 One unit's picture at a time: its pixels and their gradient are then the same computation
 whatever batch the unit is in, on every backend.
 """
@@ -64,8 +67,8 @@ def render(phase, magnitude, image_size, contrast, values_range, tone=None):
         contrast: the standardized picture's standard deviation in the decorrelated space.
         values_range: (low, high) of the pixels.
         tone: None, or (offset, scale) float32 arrays (C,) from `core.tone.tone` (`pixel_statistics`):
-            each RGB channel is then standardized on its own and rendered as
-            `sigmoid(offset + scale * channel)`, in place of `contrast`.
+            each channel (after the recorrelation, for 3) is then standardized on its own and
+            rendered as `sigmoid(offset + scale * channel)`, in place of `contrast`.
 
     Returns:
         float32 tensor (H, W, C) in `values_range`.

@@ -34,6 +34,8 @@ from .. import __version__, backends  # noqa: E402 (imports no Keras: safe befor
 
 PROG = "maco-keras"
 COMMANDS = ("visualize", "atlas", "verify", "layers")
+# The configuration's settings the command line has no flag for (they keep their defaults): unit pages leave them out.
+NO_FLAG = ("antialias", "phase_as", "pixel_statistics", "relu_redirect_steps")
 EXIT_USAGE, EXIT_DAMAGED, EXIT_UNITS_FAILED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
 
@@ -386,7 +388,7 @@ class VisualizeJob:
         if args.image_size < max(model_height, model_width):
             raise ValueError(f"expected --image-size >= the model input {model_height}x{model_width}, "
                              f"received: --image-size={args.image_size}")
-        from ..core.config import CONFIGS, TENSORFLOW_ONLY
+        from ..core.config import CONFIGS
 
         if args.preset is None:
             # maco's defaults; the baselines have no schedules, which manifests have always called "paper".
@@ -408,7 +410,7 @@ class VisualizeJob:
         if self.config is not None:
             self.used.update({key: value for key, value in self.config_json.items()
                               if key not in ("steps", "image_size", "crops", "values_range", "seed")
-                              and key not in TENSORFLOW_ONLY})
+                              and key not in NO_FLAG})
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
                     "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
