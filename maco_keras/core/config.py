@@ -256,22 +256,14 @@ TENSORFLOW_ONLY = {"phase_as": "angle", "relu_redirect_steps": 0}
 
 
 def _frozen_pixel_statistics(value):
-    """None, "imagenet" or ((means), (stds)) as tuples of floats, or an error naming `pixel_statistics`."""
+    """None, "imagenet" or ((means), (stds)) as tuples of floats, or an error naming `pixel_statistics`.
+
+    Values no sigmoid of a Gaussian has are refused here, not at the fit (`core.tone`); the
+    channel count is checked against the model where one is known (`Visualizer`, `MacoImage`).
+    """
     if value is None or value == "imagenet":
         return value
-    try:
-        mean, std = (tuple(float(v) for v in np.ravel(part)) for part in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected pixel_statistics None, 'imagenet' or (mean, std), received: "
-                         f"pixel_statistics={value!r}") from None
-    if len(mean) != len(std) or not mean:
-        raise ValueError(f"expected pixel_statistics with one mean and one standard deviation per channel, received: "
-                         f"pixel_statistics={value!r}")
-    try:
-        tone.check_pixel_statistics(mean, std)  # values no sigmoid of a Gaussian has are refused here, not at the fit
-    except ValueError as error:
-        raise ValueError(f"{error} (from pixel_statistics)") from None
-    return mean, std
+    return tone.resolve_pixel_statistics(value, None)
 
 
 def configure(base=None, settings=None, default=None):

@@ -81,8 +81,12 @@ def resolve_pixel_statistics(pixel_statistics, channels, name="pixel_statistics"
     try:
         mean, std = (tuple(float(value) for value in np.ravel(part)) for part in pixel_statistics)
     except (TypeError, ValueError):
-        raise ValueError(f"expected {name} None, 'imagenet' or (mean, std), received: {name}={pixel_statistics!r}")
-    if len(mean) != len(std) or (channels is not None and len(mean) != channels):
+        raise ValueError(f"expected {name} None, 'imagenet' or (mean, std), received: "
+                         f"{name}={pixel_statistics!r}") from None
+    if not mean or len(mean) != len(std):
+        raise ValueError(f"expected {name} with one mean and one standard deviation per channel, received: "
+                         f"{name}={pixel_statistics!r}")
+    if channels is not None and len(mean) != channels:
         raise ValueError(f"expected {name} with {channels} means and {channels} standard deviations (one per "
                          f"channel), received: {name}={pixel_statistics!r}")
     try:
