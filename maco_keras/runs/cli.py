@@ -34,7 +34,8 @@ from .. import __version__, backends  # noqa: E402 (imports no Keras: safe befor
 
 PROG = "maco-keras"
 COMMANDS = ("visualize", "atlas", "verify", "layers")
-# The configuration's settings the command line has no flag for (they keep their defaults): unit pages leave them out.
+# What the unit pages leave out of the configuration: the settings the command line has no flag for (they keep
+# their defaults), and relu_redirect_steps, which the run's own settings show already.
 NO_FLAG = ("antialias", "phase_as", "pixel_statistics", "relu_redirect_steps")
 EXIT_USAGE, EXIT_DAMAGED, EXIT_UNITS_FAILED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
