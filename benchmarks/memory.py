@@ -15,8 +15,12 @@ MobileNetV2 and reports that process's peak resident memory (`ru_maxrss`).
 3. Units per hour at the default settings (256 steps, 32 crops, 512 px, batch 8): a
    batch of 8 is timed over `--rate-steps` steps after its trace, and the rate
    extrapolated to 256 steps.
+4. Crop chunk per backend (`--backends`, default none): one logit through a `Visualizer`
+   (the backend-neutral core) at 512 px and 32 crops, 2 steps, `crop_chunk` all, 8 and 2,
+   each in a process with KERAS_BACKEND set: its peak RSS over the loaded model's, and the
+   second step's seconds (the first compiles).
 
-Run:  python benchmarks/memory.py [--skip units chunks rate] [--rate-steps 8]
+Run:  python benchmarks/memory.py [--skip units chunks rate] [--rate-steps 8] [--backends tensorflow jax torch]
 """
 
 import argparse
@@ -44,6 +48,8 @@ def child(config):
 
     model = keras.models.load_model(shared_dir() / "models" / "mobilenet_v2_1.0_224.keras")
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if config.get("visualizer"):
+        return visualizer_child(model, config, baseline)
     settings = dict(units=UNITS[:config["units"]], image_size=config["image_size"], crops=config["crops"], seed=0,
                     values_range=(-1, 1), verbose=False, batch_size=config.get("batch_size"),
                     crop_chunk=config.get("crop_chunk"), **maco_keras.presets.schedules("paper"))
@@ -60,8 +66,30 @@ def child(config):
                       "timed_s": timed}))
 
 
-def run(config):
-    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True)
+def visualizer_child(model, config, baseline):
+    """A `Visualizer` of one logit, `config["crop_chunk"]` crops at a time: peak RSS, and one step's seconds after
+    a first (compiling) step."""
+    import keras
+
+    import maco_keras
+
+    settings = maco_keras.MacoConfig(steps=1, image_size=config["image_size"], crops=config["crops"], seed=0)
+    visualizer = maco_keras.Visualizer(model, settings, crop_chunk=config["crop_chunk"], verbose=False)
+    start = time.perf_counter()
+    visualizer(units=[1])
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    visualizer(units=[309])
+    timed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_gb": peak / 2**20, "model_loaded_gb": baseline / 2**20, "first_s": first,
+                      "timed_s": timed, "backend": keras.backend.backend()}))
+
+
+def run(config, backend=None):
+    env = {**os.environ, **({"KERAS_BACKEND": backend} if backend else {})}
+    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(config)], capture_output=True, text=True,
+                            env=env)
     if result.returncode != 0:
         return {"error": (result.stderr.strip().splitlines() or ["?"])[-1][:120]}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -97,6 +125,8 @@ def main():
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--skip", nargs="*", default=[], choices=("units", "chunks", "rate"))
     parser.add_argument("--rate-steps", type=int, default=8)
+    parser.add_argument("--backends", nargs="*", default=[], choices=("tensorflow", "jax", "torch"),
+                        help="crop_chunk through a Visualizer on these backends (part 4)")
     args = parser.parse_args()
     if args.child:
         return child(json.loads(args.child))
@@ -139,6 +169,21 @@ def main():
         print(f"\nUnits per hour at the default settings (256 steps, 32 crops, 512 px, batch 8), from {args.rate_steps} "
               "timed steps after the trace, extrapolated to 256 steps:\n")
         print(table(["crop_chunk", "s per step (8 units)", "s per unit", "units per hour", "peak RSS (GB)"], rows))
+
+    if args.backends:
+        rows = []
+        for backend in args.backends:
+            for chunk in (None, 8, 2):
+                result = run({"visualizer": True, "image_size": 512, "crops": 32, "crop_chunk": chunk}, backend)
+                print(backend, chunk, result, flush=True)
+                if "timed_s" not in result:
+                    rows.append([backend, chunk or "all (32)", "failed: " + result.get("error", "?"), "", ""])
+                    continue
+                rows.append([backend, chunk or "all (32)", f"{result['peak_gb'] - result['model_loaded_gb']:.2f}",
+                             f"{result['peak_gb']:.2f}", f"{result['timed_s']:.1f}"])
+        print("\nA Visualizer's crop_chunk per backend (one logit, 512 px, 32 crops; peak RSS over the loaded model's, "
+              "and one step after a first, compiling one):\n")
+        print(table(["backend", "crop_chunk", "peak RSS over the model (GB)", "peak RSS (GB)", "s per step"], rows))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,10 @@ class Visualizer:
         magnitude: None (the ImageNet magnitude), an array (C, H, W // 2 + 1) or one per
             unit (N, C, H, W // 2 + 1).
         devices: JAX: the devices that share each unit's crops (default all of them).
+        crop_chunk: None (a unit's crops through the model at once), or how many of a
+            unit's crops each device runs through the model at once: a divisor of the crops
+            per device. It bounds a step's memory, at the cost of smaller batches; the
+            pictures change by float rounding only. Not with a diversity term.
         batch_size: units optimized together (default all); a unit's picture does not
             depend on its batch (except with diversity, whose term compares a batch's
             pictures: it needs them all in one batch).
@@ -58,7 +62,8 @@ class Visualizer:
         (2, 512, 512, 3)
     """
 
-    def __init__(self, model, config=None, *, magnitude=None, devices=None, batch_size=None, verbose=True):
+    def __init__(self, model, config=None, *, magnitude=None, devices=None, batch_size=None, crop_chunk=None,
+                 verbose=True):
         if not isinstance(model, keras.Model):
             raise TypeError(f"expected a keras.Model, received: model={type(model).__name__}")
         config = CONFIGS["fast"] if config is None else config
@@ -82,7 +87,19 @@ class Visualizer:
         self.devices = devices
         self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)
         self.verbose = validation.flag("verbose", verbose)
-        backends.runner_class()  # the active backend is one we run on, checked before any work
+        runner_class = backends.runner_class()  # the active backend is one we run on, checked before any work
+        self.crop_chunk = self._plan_chunk = None
+        if crop_chunk is not None:
+            crop_chunk = validation.positive_int("crop_chunk", crop_chunk)
+            sharing = runner_class.sharing(devices)
+            if config.crops % sharing:
+                raise ValueError(f"expected crops divisible by the {sharing} devices that share them, received: "
+                                 f"crops={config.crops}")
+            if (config.crops // sharing) % crop_chunk:
+                raise ValueError(f"expected crop_chunk to divide the {config.crops // sharing} crops per unit each "
+                                 f"device processes per step, received: crop_chunk={crop_chunk}")
+            self.crop_chunk = crop_chunk
+            self._plan_chunk = crop_chunk * sharing  # the Plan's chunk: every device's crops of it together
         self._runners = {}
 
     def objective(self, objective=None, units=None):
@@ -121,7 +138,8 @@ class Visualizer:
         key = (compiled.structure, tuple(tap.path for tap in compiled.taps),
                tuple(tuple(mask.shape[1:]) for mask in compiled.masks))
         if key not in self._runners:
-            plan = Plan(self.config, compiled, self.input_shape, getattr(self.model, "compute_dtype", "float32"))
+            plan = Plan(self.config, compiled, self.input_shape, getattr(self.model, "compute_dtype", "float32"),
+                        self._plan_chunk)
             self._runners[key] = backends.runner_class()(plan, compiled, self.devices)
         return self._runners[key]
 
@@ -145,6 +163,9 @@ class Visualizer:
                 raise ValueError(f"expected finite start_phases of shape {magnitudes.shape}, one per unit, received: "
                                  f"start_phases.shape={start_phases.shape}" + ("" if finite else " with non-finite values"))
         size = compiled.num_units if self.batch_size is None else self.batch_size
+        if compiled.coupled and self.crop_chunk is not None:
+            raise ValueError("expected crop_chunk=None with a diversity term (it compares every crop of a step), "
+                             f"received: crop_chunk={self.crop_chunk}")
         if compiled.coupled and size < compiled.num_units:
             raise ValueError(f"expected batch_size of at least the objective's {compiled.num_units} units (a "
                              f"diversity term compares the pictures of a batch), received: batch_size={size}")
@@ -171,7 +192,7 @@ class Visualizer:
         if start_phases is not None:
             # The optimizer's state starts at zero whatever the phase: only the phases are replaced.
             place = getattr(runner, "place", keras.ops.convert_to_tensor)  # JAX: on the runner's devices
-            state = (place(start_phases),) + tuple(state[1:])
+            state = (place(runner.plan.as_phase(start_phases)),) + tuple(state[1:])
         chunk = max(1, math.ceil(config.steps / PROGRESS_UPDATES)) if self.verbose else config.steps
         stops = list(range(chunk, config.steps, chunk)) + [config.steps]
         progress = keras.utils.Progbar(config.steps, stateful_metrics=["mean_unit_value"]) if self.verbose else None
@@ -188,7 +209,7 @@ class Visualizer:
             keras.ops.convert_to_numpy(failed)
 
 
-_RUN_ARGUMENTS = ("magnitude", "verbose", "return_visualization", "batch_size", "devices")
+_RUN_ARGUMENTS = ("magnitude", "verbose", "return_visualization", "batch_size", "devices", "crop_chunk")
 
 
 def maco(objective, units=None, *, config=None, **settings):
@@ -203,7 +224,7 @@ def maco(objective, units=None, *, config=None, **settings):
             `contrast`, `coarse_to_fine`, `values_range`, `seed`, ...). `seed` defaults to a
             random one, as on TensorFlow.
         **settings: the configuration's fields, and `magnitude`, `verbose`,
-            `return_visualization`, `batch_size`, `devices` (JAX). On TensorFlow every
+            `return_visualization`, `batch_size`, `crop_chunk`, `devices` (JAX). On TensorFlow every
             argument of `presets.maco` (`strategy`, `jit_compile`, Xplique objectives...).
 
     Returns:
@@ -237,7 +258,8 @@ def neutral_maco(objective, units=None, *, config=None, **settings):
     if model is None:
         raise TypeError(f"expected a keras.Model or a maco_keras objective, received: objective={type(objective).__name__}")
     visualizer = Visualizer(model, config, magnitude=run.get("magnitude"), devices=run.get("devices"),
-                            batch_size=run.get("batch_size"), verbose=run.get("verbose", True))
+                            batch_size=run.get("batch_size"), crop_chunk=run.get("crop_chunk"),
+                            verbose=run.get("verbose", True))
     if isinstance(objective, keras.Model):
         result = visualizer(units=units)
     else:

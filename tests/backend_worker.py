@@ -214,6 +214,16 @@ def main():
                 scores, _, gradients = runner.step_gradients(phases, 0, 0, keys, viz.magnitudes(2), compiled.masks,
                                                              compiled.scales, 0.5, 0.2)
                 result.update({f"{case}scores_{name}": scores, f"{case}gradients_{name}": gradients})
+            if not case:
+                # crop_chunk=1 per device: chunks of two crops, one on each device.
+                runner = Runner(Plan(config, compiled, viz.input_shape, crop_chunk=2), compiled, jax.devices())
+                scores, _, gradients = runner.step_gradients(phases, 0, 0, keys, viz.magnitudes(2), compiled.masks,
+                                                             compiled.scales, 0.5, 0.2)
+                result.update(chunked_scores_all=scores, chunked_gradients_all=gradients)
+        chunked = maco_keras.Visualizer(model, config.replace(steps=2), crop_chunk=1, verbose=False)(units=[1, 3])
+        whole = maco_keras.Visualizer(model, config.replace(steps=2), devices=jax.devices()[:1],
+                                      verbose=False)(units=[1, 3])
+        result.update(chunked_images=chunked.images, whole_images=whole.images)
         result["devices"] = np.array(len(jax.devices()))
     elif TASK == "tone":
         # antialias (crops cut at twice the input, then 2x2 means) and pixel_statistics (each channel its own tone):
@@ -230,6 +240,49 @@ def main():
             engine = maco_keras.maco(model, units=[3, 5], config=config, verbose=False, return_visualization=True)
             result.update(engine_images=engine.images, engine_scores=engine.scores,
                           engine_transparency=engine.transparency)
+    elif TASK == "complex":
+        # phase_as="complex": each frequency's phase a (real, imaginary) pair, normalized when rendered, through a
+        # Visualizer; on TensorFlow also its engine, `maco` (MacoImage's complex weight and Keras's Nadam).
+        model = load()
+        config = maco_keras.MacoConfig(steps=3, image_size=48, crops=4, seed=0, phase_as="complex")
+        visualization = maco_keras.Visualizer(model, config, verbose=False)(units=[3, 5])
+        result.update(images=visualization.images, scores=visualization.scores,
+                      transparency=visualization.transparency)
+        result["angle_images"] = maco_keras.Visualizer(model, config.replace(phase_as="angle"),
+                                                       verbose=False)(units=[3, 5]).images
+        if keras.backend.backend() == "tensorflow":
+            engine = maco_keras.maco(model, units=[3, 5], config=config, verbose=False, return_visualization=True)
+            result.update(engine_images=engine.images, engine_scores=engine.scores,
+                          engine_transparency=engine.transparency)
+        # A run started from given phases (feature accentuation's), held as complex numbers.
+        from maco_keras import applications
+
+        smooth = np.cumsum(np.cumsum(np.random.default_rng(3).normal(0, 0.1, (40, 40, 3)), axis=0), axis=1)
+        image = np.tanh(smooth / np.abs(smooth).max() * 2).astype(np.float32)
+        from maco_keras.core import render
+
+        _, phase = render.image_spectrum(image[None], (-1.0, 1.0))
+        magnitude, _ = render.image_spectrum(image[None], (-1.0, 1.0))
+        for form in ("complex", "angle"):
+            started = maco_keras.Visualizer(model, config.replace(image_size=40, steps=1, learning_rate=1e-6,
+                                                                  phase_as=form),
+                                            magnitude=magnitude, verbose=False)(units=[3], start_phases=phase)
+            result[f"started_{form}"] = started.images
+        result["image"] = image
+    elif TASK == "chunks":
+        # crop_chunk: a unit's crops through the model two and one at a time, against all four at once.
+        model = load()
+        config = maco_keras.MacoConfig(steps=3, image_size=48, crops=4, seed=0, antialias=True)
+        objective = objectives.channel(model, "conv2", [1, 4]) + 0.5 * objectives.logit(model, 2)
+        for name, chunk in (("whole", None), ("two", 2), ("one", 1)):
+            visualization = maco_keras.Visualizer(model, config, crop_chunk=chunk, verbose=False)(objective)
+            result.update({f"{name}_images": visualization.images, f"{name}_scores": visualization.scores,
+                           f"{name}_transparency": visualization.transparency})
+        viz = maco_keras.Visualizer(model, config, crop_chunk=2, verbose=False)
+        viz(units=[1, 2])
+        viz(units=[5, 7])
+        result["traces"] = np.array([runner.trace_count for runner in viz._runners.values()])
+        result["maco_images"], _ = maco_keras.maco(objective, config=config, crop_chunk=2, verbose=False)
     elif TASK == "errors":
         model = load()
         messages = []

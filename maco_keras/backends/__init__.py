@@ -7,7 +7,10 @@
 - `torch`: autograd on one device; a step is Python (eager PyTorch has no compiled loop).
 
 With a coupling term (diversity) each runner computes the batch's units as one (`group_step`):
-their crops through the model together, the gradient of the sum of their scores.
+their crops through the model together, the gradient of the sum of their scores. With
+`crop_chunk` (the plan's) each runner takes a unit's crops a chunk at a time in its own
+loop (`tf.while_loop`, `fori_loop`, Python), adding up each chunk's share of the score
+and its gradient at the picture.
 
 Every runner has the same three calls, which `maco_keras.visualizer.Visualizer` drives:
 `start(seed, keys) -> state`, `advance(state, start, stop, ...) -> state` and

@@ -26,6 +26,11 @@ class Runner:
             default backend); the crops per unit must be divisible by their count.
     """
 
+    @staticmethod
+    def sharing(devices=None):
+        """How many devices share each unit's crops (`crop_chunk` is per device)."""
+        return len(jax.devices() if devices is None else devices)
+
     def __init__(self, plan, compiled, devices=None):
         self.plan = plan
         self.model = compiled.model
@@ -55,37 +60,47 @@ class Runner:
         phases = jax.lax.map(lambda key: self.plan.initial_phase(seed, key), keys)
         return self.plan.initial_state(phases, steps)
 
+    def outputs(self, weights, crops):
+        """The tapped outputs at `crops`, the crops split across the devices when there are several."""
+        if self.mesh is not None:
+            crops = jax.lax.with_sharding_constraint(crops, NamedSharding(self.mesh, PartitionSpec("crops")))
+        trainable, non_trainable = weights
+        return self.capture.outputs_of(
+            lambda: self.model.stateless_call(trainable, non_trainable, crops, training=False)[0])
+
     def unit_step(self, weights, phase, magnitude, key, masks, scales, seed, step, scale, amplitude):
         """One unit's (score, d score / d image, d score / d phase) at one step."""
-        trainable, non_trainable = weights
         image, pullback = jax.vjp(lambda p: self.plan.picture(p, magnitude), phase)
+        if self.plan.crop_chunk is None:
+            score, image_gradient = jax.value_and_grad(
+                lambda image: self.plan.score(self.outputs(weights, self.plan.crops(image, seed, key, step, scale,
+                                                                                    amplitude)), masks, scales))(image)
+        else:
+            # A chunk of crops at a time, in a loop XLA does not unroll: one chunk's activations are alive at once.
+            # The noise is additive, so the gradient at the noisy picture is the picture's.
+            noisy, boxes = self.plan.noisy_and_boxes(image, seed, key, step, scale, amplitude)
 
-        def score_of(image):
-            crops = self.plan.crops(image, seed, key, step, scale, amplitude)
-            if self.mesh is not None:
-                crops = jax.lax.with_sharding_constraint(crops, NamedSharding(self.mesh, PartitionSpec("crops")))
-            outputs = self.capture.outputs_of(
-                lambda: self.model.stateless_call(trainable, non_trainable, crops, training=False)[0])
-            return self.plan.score(outputs, masks, scales)
+            def chunk(index, totals):
+                chunk_boxes = self.plan.chunk_boxes(boxes, index)
+                share, gradient = jax.value_and_grad(
+                    lambda noisy: self.plan.chunk_score(self.outputs(weights, self.plan.cut(noisy, chunk_boxes)),
+                                                        masks, scales))(noisy)
+                return totals[0] + share, totals[1] + gradient
 
-        score, image_gradient = jax.value_and_grad(score_of)(image)
+            score, image_gradient = jax.lax.fori_loop(
+                0, self.plan.num_chunks, chunk, (jax.numpy.float32(0.0), jax.numpy.zeros_like(noisy)))
         (phase_gradient,) = pullback(image_gradient)
         return score, image_gradient, phase_gradient
 
     def group_step(self, weights, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):
         """Every unit's (score, d total / d image, d total / d phase) at one step, the units one computation (a
         coupling term: diversity)."""
-        trainable, non_trainable = weights
         images, pullback = jax.vjp(
             lambda p: jax.lax.map(lambda args: self.plan.picture(*args), (p, magnitudes)), phases)
 
         def total_of(images):
             crops = self.plan.group_crops(images, seed, keys, step, scale, amplitude)
-            if self.mesh is not None:
-                crops = jax.lax.with_sharding_constraint(crops, NamedSharding(self.mesh, PartitionSpec("crops")))
-            outputs = self.capture.outputs_of(
-                lambda: self.model.stateless_call(trainable, non_trainable, crops, training=False)[0])
-            scores = self.plan.group_score(outputs, masks, scales)
+            scores = self.plan.group_score(self.outputs(weights, crops), masks, scales)
             return jax.numpy.sum(scores), scores
 
         (_, scores), image_gradients = jax.value_and_grad(total_of, has_aux=True)(images)

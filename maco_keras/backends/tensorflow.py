@@ -23,6 +23,11 @@ class Runner:
         devices: unused (one device).
     """
 
+    @staticmethod
+    def sharing(devices=None):
+        """How many devices share each unit's crops: one (`maco`'s `strategy=` shares them on TensorFlow)."""
+        return 1
+
     def __init__(self, plan, compiled, devices=None):
         self.plan = plan
         self.model = compiled.model
@@ -36,12 +41,32 @@ class Runner:
 
     def unit_step(self, phase, magnitude, key, masks, scales, seed, step, scale, amplitude):
         """One unit's (score, d score / d image, d score / d phase) at one step."""
+        if self.plan.crop_chunk is None:
+            with tf.GradientTape() as tape:
+                tape.watch(phase)
+                image = self.plan.picture(phase, magnitude)
+                crops = self.plan.crops(image, seed, key, step, scale, amplitude)
+                score = self.plan.score(self.capture(crops), masks, scales)
+            image_gradient, phase_gradient = tape.gradient(score, [image, phase])
+            return score, image_gradient, phase_gradient
         with tf.GradientTape() as tape:
             tape.watch(phase)
             image = self.plan.picture(phase, magnitude)
-            crops = self.plan.crops(image, seed, key, step, scale, amplitude)
-            score = self.plan.score(self.capture(crops), masks, scales)
-        image_gradient, phase_gradient = tape.gradient(score, [image, phase])
+        # The noise is additive, so the gradient at the noisy picture is the picture's.
+        noisy, boxes = self.plan.noisy_and_boxes(image, seed, key, step, scale, amplitude)
+
+        def chunk(index, score, image_gradient):
+            with tf.GradientTape() as chunk_tape:
+                chunk_tape.watch(noisy)
+                share = self.plan.chunk_score(self.capture(self.plan.cut(noisy, self.plan.chunk_boxes(boxes, index))),
+                                              masks, scales)
+            return index + 1, score + share, image_gradient + chunk_tape.gradient(share, noisy)
+
+        # One chunk at a time (TF would otherwise overlap up to 10): one chunk's activations are alive at once.
+        _, score, image_gradient = tf.while_loop(lambda index, *_: index < self.plan.num_chunks, chunk,
+                                                 (tf.constant(0), tf.constant(0.0), tf.zeros_like(noisy)),
+                                                 parallel_iterations=1)
+        phase_gradient = tape.gradient(image, phase, output_gradients=image_gradient)
         return score, image_gradient, phase_gradient
 
     def group_step(self, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):

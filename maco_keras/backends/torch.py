@@ -25,6 +25,11 @@ class Runner:
         devices: unused (one device: Keras's own, CUDA when there is one).
     """
 
+    @staticmethod
+    def sharing(devices=None):
+        """How many devices share each unit's crops: one."""
+        return 1
+
     def __init__(self, plan, compiled, devices=None):
         if devices is not None and len(devices) > 1:
             raise ValueError(f"expected one device on PyTorch, received: devices={devices!r}")
@@ -42,10 +47,23 @@ class Runner:
         """One unit's (score, d score / d image, d score / d phase) at one step."""
         phase = phase.detach().requires_grad_(True)
         image = self.plan.picture(phase, magnitude)
-        crops = self.plan.crops(image, seed, key, step, scale, amplitude)
-        score = self.plan.score(self.capture(crops), masks, scales)
-        image_gradient, phase_gradient = torch.autograd.grad(score, [image, phase])
-        return score.detach(), image_gradient, phase_gradient
+        if self.plan.crop_chunk is None:
+            crops = self.plan.crops(image, seed, key, step, scale, amplitude)
+            score = self.plan.score(self.capture(crops), masks, scales)
+            image_gradient, phase_gradient = torch.autograd.grad(score, [image, phase])
+            return score.detach(), image_gradient, phase_gradient
+        # A chunk of crops at a time: each chunk's graph is freed before the next runs. The noise is additive, so
+        # the gradient at the noisy picture is the picture's.
+        noisy, boxes = self.plan.noisy_and_boxes(image.detach(), seed, key, step, scale, amplitude)
+        noisy.requires_grad_(True)
+        score, image_gradient = 0.0, torch.zeros_like(noisy)
+        for index in range(self.plan.num_chunks):
+            share = self.plan.chunk_score(self.capture(self.plan.cut(noisy, self.plan.chunk_boxes(boxes, index))),
+                                          masks, scales)
+            (gradient,) = torch.autograd.grad(share, [noisy])
+            score, image_gradient = score + share.detach(), image_gradient + gradient
+        (phase_gradient,) = torch.autograd.grad(image, [phase], grad_outputs=image_gradient)
+        return score, image_gradient, phase_gradient
 
     def group_step(self, phases, magnitudes, keys, masks, scales, seed, step, scale, amplitude):
         """Every unit's (score, d total / d image, d total / d phase) at one step, the units one computation (a

@@ -151,9 +151,9 @@ class MacoConfig:
             [0, 1]: each channel rendered with that mean and spread instead of `contrast`.
         relu_redirect_steps: for the first this many steps the model's ReLUs pass gradients
             through dead units (Lucid's redirected ReLU).
-        `phase_as` and `relu_redirect_steps` are TensorFlow's engine's (`maco` on
-        TensorFlow): a `Visualizer` on any backend refuses a configuration that changes
-        them (`tensorflow_only`). `antialias` and `pixel_statistics` run on every backend.
+        `relu_redirect_steps` is TensorFlow's engine's (`maco` on TensorFlow): a
+        `Visualizer` on any backend refuses a configuration that changes it
+        (`tensorflow_only`). Every other setting runs on every backend.
 
     Example:
         >>> config = MacoConfig(steps=128, seed=0)
@@ -252,7 +252,7 @@ class MacoConfig:
 
 
 # What only TensorFlow's engine runs, at the values that leave it out.
-TENSORFLOW_ONLY = {"phase_as": "angle", "relu_redirect_steps": 0}
+TENSORFLOW_ONLY = {"relu_redirect_steps": 0}
 
 
 def _frozen_pixel_statistics(value):

@@ -212,13 +212,15 @@ def term_values(output, mask, divisor, kind, cossim_pow):
     return ops.multiply(dot, ops.power(cosine, cossim_pow))
 
 
-def unit_score(outputs, structure, masks, scales):
+def unit_score(outputs, structure, masks, scales, num_crops=None):
     """One unit's score at a step: the weighted sum of its terms, each its mean over the crops.
 
     Args:
-        outputs: list of tensors (K, *shape), one per tap.
+        outputs: list of tensors (B, *shape), one per tap.
         structure: `CompiledObjective.structure`.
         masks: per term, the unit's mask (*shape); scales: (terms, 2), each term's (divisor, multiplier).
+        num_crops: None (the B crops are all of the step's), or K: the B crops are a chunk of
+            the step's K, and each term is its sum over them divided by K (its share of the mean).
 
     Returns:
         float32 scalar tensor.
@@ -226,7 +228,8 @@ def unit_score(outputs, structure, masks, scales):
     total = 0.0
     for index, (output_index, kind, cossim_pow) in enumerate(structure):
         values = term_values(outputs[output_index], masks[index], scales[index, 0], kind, cossim_pow)
-        total = ops.add(total, ops.multiply(scales[index, 1], ops.mean(values)))
+        mean = ops.mean(values) if num_crops is None else ops.divide(ops.sum(values), np.float32(num_crops))
+        total = ops.add(total, ops.multiply(scales[index, 1], mean))
     return total
 
 

@@ -61,8 +61,10 @@ def render(phase, magnitude, image_size, contrast, values_range, tone=None):
     """One picture from its phase.
 
     Args:
-        phase: float32 tensor (C, H, W // 2 + 1), angles.
-        magnitude: float32 tensor of the same shape.
+        phase: float32 tensor (C, H, W // 2 + 1), angles; or (C, H, W // 2 + 1, 2), each
+            frequency's phase a complex number (real, imaginary) of any length
+            (`phase_as="complex"`: it is normalized to length 1 here).
+        magnitude: float32 tensor (C, H, W // 2 + 1).
         image_size: (H, W).
         contrast: the standardized picture's standard deviation in the decorrelated space.
         values_range: (low, high) of the pixels.
@@ -74,7 +76,15 @@ def render(phase, magnitude, image_size, contrast, values_range, tone=None):
         float32 tensor (H, W, C) in `values_range`.
     """
     channels = phase.shape[0]
-    spatial = irfft2(ops.multiply(magnitude, ops.cos(phase)), ops.multiply(magnitude, ops.sin(phase)), image_size)
+    if len(phase.shape) == 4:
+        # TensorFlow's MacoImage's arithmetic: magnitude / sqrt(re^2 + im^2 + 1e-12) times each part.
+        real, imaginary = phase[..., 0], phase[..., 1]
+        scale = ops.multiply(magnitude, ops.rsqrt(ops.add(ops.add(ops.square(real), ops.square(imaginary)),
+                                                          np.float32(1e-12))))
+        spatial = irfft2(ops.multiply(scale, real), ops.multiply(scale, imaginary), image_size)
+    else:
+        spatial = irfft2(ops.multiply(magnitude, ops.cos(phase)), ops.multiply(magnitude, ops.sin(phase)),
+                         image_size)
     image = ops.transpose(spatial, (1, 2, 0))
     mean = ops.mean(image)
     variance = ops.mean(ops.square(ops.subtract(image, mean)))
@@ -150,3 +160,11 @@ def mean_magnitude(images, values_range):
 def initial_phase(bits_uniform):
     """Angles in [-pi, pi) from uniforms in [0, 1)."""
     return ops.subtract(ops.multiply(bits_uniform, np.float32(2.0 * math.pi)), np.float32(math.pi))
+
+
+def phase_as(angles, form):
+    """Angles (..., C, H, W // 2 + 1) as `form` holds them: "angle" (themselves) or "complex" (their cosine and sine
+    on a last axis of 2)."""
+    if form == "complex":
+        return ops.stack([ops.cos(angles), ops.sin(angles)], axis=-1)
+    return angles

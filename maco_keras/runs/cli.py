@@ -229,7 +229,7 @@ def check_before_import(args):
         backend = configured_backend(args)
         if backend != "tensorflow":
             # The established engine's options; the other backends run the backend-neutral core.
-            for flag, value, default in (("--strategy", args.strategy, "none"), ("--crop-chunk", args.crop_chunk, None),
+            for flag, value, default in (("--strategy", args.strategy, "none"),
                                          ("--relu-redirect-steps", args.relu_redirect_steps, 0),
                                          ("--method", args.method, "maco")):
                 if value != default:
@@ -404,6 +404,13 @@ class VisualizeJob:
         self.config = CONFIGS[args.preset].replace(
             steps=args.steps, image_size=args.image_size, crops=args.crops, values_range=self.values_range,
             seed=args.seed, relu_redirect_steps=args.relu_redirect_steps) if args.method == "maco" else None
+        if self.backend != "tensorflow":
+            import maco_keras
+
+            # One per job, made (and its settings checked) before any folder is touched: its compiled runs serve
+            # every batch.
+            self.visualizer = maco_keras.Visualizer(self.model, self.config, crop_chunk=args.crop_chunk,
+                                                    verbose=self._show_progress())
         # What the unit pages show for the settings the manifest records as None (the preset's, the model file's).
         self.used = {"weights": args.weights if loaded.values_range is not None else "the model file's",
                      "crop_chunk": args.crops}  # None: every crop of a step at once
@@ -475,8 +482,6 @@ class VisualizeJob:
         args = self.args
         try:
             if self.backend != "tensorflow":
-                if getattr(self, "visualizer", None) is None:  # one per job: its compiled runs serve every batch
-                    self.visualizer = maco_keras.Visualizer(self.model, self.config, verbose=self._show_progress())
                 return self.visualizer(layer.objective(batch)), {}
             from maco_keras import baselines
 
