@@ -16,9 +16,10 @@ MobileNetV2 and reports that process's peak resident memory (`ru_maxrss`).
    batch of 8 is timed over `--rate-steps` steps after its trace, and the rate
    extrapolated to 256 steps.
 4. Crop chunk per backend (`--backends`, default none): one logit through a `Visualizer`
-   (the backend-neutral core) at 512 px and 32 crops, 2 steps, `crop_chunk` all, 8 and 2,
-   each in a process with KERAS_BACKEND set: its peak RSS over the loaded model's, and the
-   second step's seconds (the first compiles).
+   (the backend-neutral core) at 512 px and 32 crops, two calls of 1 step, `crop_chunk`
+   all, 8 and 2, each in a process with KERAS_BACKEND set: its peak RSS over the loaded
+   model's, and the second call's seconds (the first compiles; a call is its start, one
+   step and the picture).
 
 Run:  python benchmarks/memory.py [--skip units chunks rate] [--rate-steps 8] [--backends tensorflow jax torch]
 """
@@ -182,8 +183,9 @@ def main():
                 rows.append([backend, chunk or "all (32)", f"{result['peak_gb'] - result['model_loaded_gb']:.2f}",
                              f"{result['peak_gb']:.2f}", f"{result['timed_s']:.1f}"])
         print("\nA Visualizer's crop_chunk per backend (one logit, 512 px, 32 crops; peak RSS over the loaded model's, "
-              "and one step after a first, compiling one):\n")
-        print(table(["backend", "crop_chunk", "peak RSS over the model (GB)", "peak RSS (GB)", "s per step"], rows))
+              "and a 1-step call after a first, compiling one):\n")
+        print(table(["backend", "crop_chunk", "peak RSS over the model (GB)", "peak RSS (GB)", "s per 1-step call"],
+                    rows))
 
 
 if __name__ == "__main__":

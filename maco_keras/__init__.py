@@ -20,7 +20,7 @@ TensorFlow engine at the top (`engine`, `optimization`, `parameterization`, ...)
 
 import importlib
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 
 _EXPORTS = {
     "Augmentation": "augmentation",

@@ -9,6 +9,7 @@ the optional `maco-keras[hub]` extra) gets its own image converter in front the 
 (`with_image_converter`), so it too takes RGB in [0, 255].
 """
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -250,6 +251,68 @@ class RedirectedReLU(keras.layers.ReLU):
         if self.negative_slope or self.threshold:
             return super().call(inputs)  # leaky or thresholded: never dead, nothing to redirect
         return _redirected_relu(inputs, self.max_value)
+
+
+def redirected_relu_any_backend(x, max_value=None):
+    """`_redirected_relu`'s rule, always on, in `keras.ops` (`keras.ops.custom_gradient`): on every backend.
+
+    The forward pass is the plain ReLU (ReLU6 with `max_value`). Its gradient: plain ReLU's,
+    except for an example (the first axis) through which plain ReLU lets no gradient at
+    all; there the gradient passes, except where it would push a negative input lower.
+    """
+    from keras import ops
+
+    @ops.custom_gradient
+    def relu(x):
+        y = ops.relu(x) if max_value is None else ops.clip(x, 0.0, max_value)
+
+        def gradient(*args, upstream=None):
+            if upstream is None:  # TensorFlow and JAX pass it positionally, PyTorch by name
+                (upstream,) = args
+            zeros = ops.zeros_like(upstream)
+            negative = ops.less(x, 0.0)
+            inactive = negative if max_value is None else ops.logical_or(negative, ops.greater(x, max_value))
+            plain = ops.where(inactive, zeros, upstream)
+            # Ascent: a negative upstream gradient would push a negative input lower still.
+            redirected = ops.where(ops.logical_and(negative, ops.less(upstream, 0.0)), zeros, upstream)
+            nothing_through = ops.all(ops.equal(ops.reshape(plain, (ops.shape(plain)[0], -1)), 0.0), axis=1)
+            nothing_through = ops.reshape(nothing_through, (-1,) + (1,) * (len(plain.shape) - 1))
+            return ops.where(nothing_through, redirected, plain)
+
+        return y, gradient
+
+    return relu(x)
+
+
+@contextlib.contextmanager
+def redirecting_relus(model):
+    """Within the block, `model`'s ReLUs (ReLU and ReLU6 layers, `activation="relu"`, nested
+    models' too) have the redirected gradient (`redirected_relu_any_backend`); restored after.
+
+    What the backend-neutral core runs for `relu_redirect_steps` on every backend: a step
+    traced (or, on PyTorch, run) inside the block redirects, one outside does not. The
+    layers' `call` or `activation` is swapped on the instance, as `taps.recording` swaps a
+    tapped layer's `call` (nested inside this block, it wraps the swapped call).
+    """
+    swapped = []  # (layer, attribute, the instance's own value or None)
+    try:
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if type(layer) is keras.layers.ReLU:
+                if layer.negative_slope or layer.threshold:
+                    continue  # leaky or thresholded: never dead, nothing to redirect
+                swapped.append((layer, "call", layer.__dict__.get("call")))
+                object.__setattr__(layer, "call", lambda inputs, max_value=layer.max_value:
+                                   redirected_relu_any_backend(inputs, max_value))
+            elif getattr(layer, "activation", None) is keras.activations.relu:
+                swapped.append((layer, "activation", layer.__dict__.get("activation")))
+                object.__setattr__(layer, "activation", redirected_relu_any_backend)
+        yield
+    finally:
+        for layer, attribute, own in reversed(swapped):
+            if attribute == "call" and own is None:
+                layer.__dict__.pop("call", None)
+            else:
+                object.__setattr__(layer, attribute, own)
 
 
 def with_redirected_relu(model):

@@ -26,7 +26,7 @@ from .core import draws
 from .core import magnitude as magnitude_lib
 from .core import render
 from .core import tone
-from .core.config import CONFIGS, TENSORFLOW_ONLY, MacoConfig, configure
+from .core.config import CONFIGS, MacoConfig, configure
 from .core.outcome import NonFiniteError, Visualization
 from .core.plan import Plan
 
@@ -69,11 +69,6 @@ class Visualizer:
         config = CONFIGS["fast"] if config is None else config
         if not isinstance(config, MacoConfig):
             raise TypeError(f"expected a maco_keras.MacoConfig, received: config={type(config).__name__}")
-        tensorflow_only = config.tensorflow_only()
-        if tensorflow_only:
-            changed = ", ".join(f"{name}={getattr(config, name)!r}" for name in tensorflow_only)
-            raise ValueError(f"expected a configuration a Visualizer runs on every backend, received: {changed} "
-                             "(TensorFlow's maco only)")
         self.model = model
         self.config = config
         self.backend = backends.current()
@@ -88,18 +83,19 @@ class Visualizer:
         self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)
         self.verbose = validation.flag("verbose", verbose)
         runner_class = backends.runner_class()  # the active backend is one we run on, checked before any work
+        sharing = runner_class.sharing(devices)  # checks `devices`
+        if config.crops % sharing:
+            raise ValueError(f"expected crops divisible by the {sharing} devices that share them, received: "
+                             f"crops={config.crops}")
         self.crop_chunk = self._plan_chunk = None
         if crop_chunk is not None:
             crop_chunk = validation.positive_int("crop_chunk", crop_chunk)
-            sharing = runner_class.sharing(devices)
-            if config.crops % sharing:
-                raise ValueError(f"expected crops divisible by the {sharing} devices that share them, received: "
-                                 f"crops={config.crops}")
             if (config.crops // sharing) % crop_chunk:
                 raise ValueError(f"expected crop_chunk to divide the {config.crops // sharing} crops per unit each "
                                  f"device processes per step, received: crop_chunk={crop_chunk}")
             self.crop_chunk = crop_chunk
-            self._plan_chunk = crop_chunk * sharing  # the Plan's chunk: every device's crops of it together
+            if crop_chunk * sharing < config.crops:  # else every crop at once: no chunks
+                self._plan_chunk = crop_chunk * sharing  # the Plan's chunk: every device's crops of it together
         self._runners = {}
 
     def objective(self, objective=None, units=None):
@@ -151,8 +147,9 @@ class Visualizer:
             objective: a `maco_keras.objectives` objective on the model, or None with `units`.
             units: the model output's units (its logits), without an objective.
             start_phases: None (each unit's phase drawn from the seed), or float32 array
-                (N, C, H, W // 2 + 1) to start from, e.g. `core.render.image_spectrum`'s
-                phase of real images (feature accentuation).
+                (N, C, H, W // 2 + 1) of angles to start from, e.g. `core.render.image_spectrum`'s
+                phase of real images (feature accentuation); with `phase_as="complex"` they
+                are turned into complex numbers here.
         """
         compiled = self.objective(objective, units)
         magnitudes = self.magnitudes(compiled.num_units)
@@ -163,7 +160,7 @@ class Visualizer:
                 raise ValueError(f"expected finite start_phases of shape {magnitudes.shape}, one per unit, received: "
                                  f"start_phases.shape={start_phases.shape}" + ("" if finite else " with non-finite values"))
         size = compiled.num_units if self.batch_size is None else self.batch_size
-        if compiled.coupled and self.crop_chunk is not None:
+        if compiled.coupled and self._plan_chunk is not None:
             raise ValueError("expected crop_chunk=None with a diversity term (it compares every crop of a step), "
                              f"received: crop_chunk={self.crop_chunk}")
         if compiled.coupled and size < compiled.num_units:
@@ -246,7 +243,7 @@ def maco(objective, units=None, *, config=None, **settings):
 
 def neutral_maco(objective, units=None, *, config=None, **settings):
     """`maco` through a `Visualizer`, on any backend (what `maco` runs on JAX and PyTorch); see `maco`."""
-    fields = {field.name for field in dataclasses.fields(MacoConfig)} - set(TENSORFLOW_ONLY)
+    fields = {field.name for field in dataclasses.fields(MacoConfig)}
     unknown = sorted(set(settings) - fields - set(_RUN_ARGUMENTS))
     if unknown:
         raise ValueError(f"expected settings of the {backends.current()} backend ({', '.join(sorted(fields))}, "

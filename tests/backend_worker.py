@@ -51,6 +51,7 @@ def main():
             result[f"bits_{step}"] = keras.ops.convert_to_numpy(draws.bits(h, (1000,)))
             result[f"normal_{step}"] = keras.ops.convert_to_numpy(draws.normal(h, (1000,)))
             result[f"boxes_{step}"] = keras.ops.convert_to_numpy(crops.boxes(3, 1234567, step, 8, 0.3, config))
+            result[f"two_boxes_{step}"] = keras.ops.convert_to_numpy(crops.boxes(3, 1234567, step, 2, 0.3, config))
             result[f"noise_{step}"] = keras.ops.convert_to_numpy(crops.noise(3, 1234567, step, (64, 64, 3), 0.2))
         phase = keras.ops.convert_to_numpy(render.initial_phase(draws.uniform(draws.stream_key(3, 7, -1, 1), (3, 64, 33))))
         result["phase"] = phase
@@ -269,6 +270,52 @@ def main():
                                             magnitude=magnitude, verbose=False)(units=[3], start_phases=phase)
             result[f"started_{form}"] = started.images
         result["image"] = image
+    elif TASK == "redirect":
+        # The ReLU redirect (relu_redirect_steps) on a dead channel: plain ReLU gives it no gradient, the redirect does.
+        from maco_keras import models
+        from maco_keras.core.plan import Plan
+
+        model = load()
+        kernel, bias = model.get_layer("conv2").get_weights()
+        bias[3] = -100.0  # channel 3 of conv2 never fires
+        model.get_layer("conv2").set_weights([kernel, bias])
+        objective = objectives.channel(model, "conv2", [3])
+        config = maco_keras.MacoConfig(steps=4, image_size=40, crops=2, seed=0)
+        still = maco_keras.Visualizer(model, config, verbose=False)(objective)
+        viz = maco_keras.Visualizer(model, config.replace(relu_redirect_steps=2), verbose=False)
+        moved = viz(objective)
+        compiled = viz.objective(objective)
+        plan = Plan(config, compiled, viz.input_shape)
+        start = plan.picture(plan.initial_phase(0, int(draws.unit_keys(compiled.names)[0])), viz.magnitudes(1)[0])
+        result.update(still=still.images, still_scores=still.scores, moved=moved.images, moved_scores=moved.scores,
+                      start=keras.ops.convert_to_numpy(start),
+                      traces=np.array([runner.trace_count for runner in viz._runners.values()]))
+        # The forward pass is plain ReLU's inside the block; the layers are themselves again after it.
+        inputs = np.random.default_rng(4).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+        with models.redirecting_relus(model):
+            result["forward_redirected"] = keras.ops.convert_to_numpy(model(inputs))
+        result["forward"] = keras.ops.convert_to_numpy(model(inputs))
+        result["restored"] = np.array(model.get_layer("conv2").activation is keras.activations.relu)
+        # A ReLU6 layer (MobileNet's) with a dead channel before it, in a nested model.
+        inner_inputs = keras.Input((32, 32, 3))
+        x = keras.layers.Conv2D(4, 3, name="conv")(inner_inputs)
+        x = keras.layers.ReLU(6.0, name="relu6")(x)
+        inner = keras.Model(inner_inputs, keras.layers.Dense(2, name="head")(keras.layers.GlobalAveragePooling2D()(x)),
+                            name="inner")
+        rng = np.random.default_rng(5)
+        inner.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in inner.get_weights()])
+        kernel, bias = inner.get_layer("conv").get_weights()
+        bias[1] = -100.0
+        inner.get_layer("conv").set_weights([kernel, bias])
+        outer = keras.Sequential([keras.Input((32, 32, 3)), inner], name="outer")
+        relu6 = objectives.channel(outer, "inner/relu6", [1])
+        for name, steps in (("relu6_still", 0), ("relu6_moved", 2)):
+            result[name] = maco_keras.Visualizer(outer, config.replace(relu_redirect_steps=steps),
+                                                 verbose=False)(relu6).images
+        if keras.backend.backend() == "tensorflow":
+            engine = maco_keras.maco(objective, config=config.replace(relu_redirect_steps=2), verbose=False,
+                                     return_visualization=True)
+            result.update(engine_images=engine.images, engine_scores=engine.scores)
     elif TASK == "chunks":
         # crop_chunk: a unit's crops through the model two and one at a time, against all four at once.
         model = load()
@@ -283,6 +330,21 @@ def main():
         viz(units=[5, 7])
         result["traces"] = np.array([runner.trace_count for runner in viz._runners.values()])
         result["maco_images"], _ = maco_keras.maco(objective, config=config, crop_chunk=2, verbose=False)
+        # A diversity term compares every crop of a step: a chunk of all of them runs, a smaller one is refused.
+        from maco_keras import applications
+
+        diverse = objectives.logit(model, 3) + applications.diversity(model, "conv1", copies=2)
+        result["diverse_whole"] = maco_keras.Visualizer(model, config.replace(steps=1), crop_chunk=4,
+                                                        verbose=False)(diverse).images
+        messages = []
+        for make in (lambda: maco_keras.Visualizer(model, config, crop_chunk=2, verbose=False)(diverse),
+                     lambda: maco_keras.Visualizer(model, config, devices=[], verbose=False)):
+            try:
+                make()
+                messages.append("no error")
+            except ValueError as error:
+                messages.append(str(error))
+        result["messages"] = np.array(messages)
     elif TASK == "errors":
         model = load()
         messages = []

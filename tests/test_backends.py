@@ -65,6 +65,13 @@ def test_draws_equal_the_numpy_generator_bit_for_bit(backend, out_dir):
         expected = draws.numpy_bits(draws.numpy_stream_key(3, 1234567, step, draws.NOISE), (1000,))
         assert np.array_equal(got[f"bits_{step}"].astype(np.int64) & 0xFFFFFFFF, expected.astype(np.int64))
     assert len(np.unique(got["bits_0"])) == 1000 and not np.array_equal(got["bits_0"], got["bits_5"])
+    for step in (-1, 0, 5):
+        # Squares inside the picture, and two crops' boxes are the first two of eight (a counter-based generator):
+        # on TensorFlow, Keras's `ops.add` once added two crops' sides along the wrong axis.
+        for boxes in (got[f"boxes_{step}"], got[f"two_boxes_{step}"]):
+            np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], atol=1e-6)
+            assert np.all(boxes >= 0) and np.all(boxes <= 1 + 1e-6)
+        np.testing.assert_array_equal(got[f"two_boxes_{step}"], got[f"boxes_{step}"][:2])
 
 
 def test_every_backend_draws_the_same_crops_noise_and_phase(out_dir):
@@ -276,6 +283,29 @@ def test_a_phase_held_as_complex_numbers_agrees_on_every_backend(out_dir):
             assert not got["tensorflow_imported"] and not got["xplique_imported"]
 
 
+def test_the_relu_redirect_wakes_a_dead_channel_on_every_backend(out_dir):
+    """A channel whose ReLU never fires gets no gradient, and its picture stays the start; with
+    `relu_redirect_steps=2` of 4 it moves, the same on every backend's `Visualizer` and TensorFlow's `maco` (measured
+    2026-12-07 on the tiny network: within 7.2e-7 of TensorFlow's `Visualizer` on JAX, 4.8e-7 on PyTorch, 1.7e-6 for
+    `maco`; the picture moves by 0.86). A ReLU6 layer in a nested model too; the forward pass is plain ReLU's; the
+    redirected steps are a trace of their own (two per configuration with the redirect)."""
+    runs = {backend: run_worker(backend, "redirect", out_dir) for backend in BACKENDS}
+    reference = runs["tensorflow"]
+    np.testing.assert_allclose(reference["engine_images"], reference["moved"], atol=1e-4)
+    for backend, got in runs.items():
+        np.testing.assert_allclose(got["still"][0], got["start"], atol=1e-6)  # no gradient: nothing moves
+        assert np.all(got["still_scores"] == 0.0)
+        assert np.abs(got["moved"][0] - got["start"]).max() > 0.1
+        np.testing.assert_allclose(got["moved"], reference["moved"], atol=1e-4)
+        assert np.abs(got["relu6_moved"] - got["relu6_still"]).max() > 0.1
+        np.testing.assert_allclose(got["relu6_moved"], reference["relu6_moved"], atol=1e-4)
+        np.testing.assert_array_equal(got["forward_redirected"], got["forward"])
+        assert bool(got["restored"])
+        assert got["traces"].tolist() == ([0] if backend == "torch" else [2])
+        if backend != "tensorflow":
+            assert not got["tensorflow_imported"] and not got["xplique_imported"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_crop_chunks_change_the_pictures_by_rounding_only(backend, out_dir):
     """A unit's 4 crops through the model 2 and 1 at a time, 3 steps, a channel plus half a logit, antialiased:
@@ -292,6 +322,11 @@ def test_crop_chunks_change_the_pictures_by_rounding_only(backend, out_dir):
     assert got["traces"].tolist() == ([0] if backend == "torch" else [1])
     if backend != "tensorflow":  # maco on TensorFlow is its engine, whose crop_chunk has its own tests
         np.testing.assert_allclose(got["maco_images"], got["two_images"], atol=0)
+    assert got["diverse_whole"].shape == (2, 48, 48, 3)
+    messages = got["messages"].tolist()
+    assert messages[0].startswith("expected crop_chunk=None with a diversity term") and "crop_chunk=2" in messages[0]
+    # No devices: JAX says so; the others share no crops between devices and ignore it (TensorFlow) or take one.
+    assert messages[1] == ("expected at least one device, received: devices=[]" if backend == "jax" else "no error")
 
 
 @pytest.mark.parametrize("backend", NEUTRAL)
@@ -322,13 +357,14 @@ def test_the_command_line_under_jax_then_a_resume_under_tensorflow_is_refused(tm
     refused = subprocess.run(command + ["--backend", "jax", "--crop-chunk", "3"], env=base, capture_output=True,
                              text=True, timeout=600)
     assert refused.returncode == 2 and not out.exists(), refused.stderr[-2000:]
-    assert refused.stderr.strip().splitlines()[-1].startswith("maco-keras: error: expected crop_chunk to divide")
-    done = subprocess.run(command + ["--backend", "jax", "--crop-chunk", "1"], env=base, capture_output=True,
-                          text=True, timeout=600)
+    assert refused.stderr.strip().splitlines() == [
+        "maco-keras: error: expected --crop-chunk to divide --crops=2, received: --crop-chunk=3"]
+    done = subprocess.run(command + ["--backend", "jax", "--crop-chunk", "1", "--relu-redirect-steps", "1"], env=base,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["backend"] == "jax" and manifest["settings"]["draws"] == "counter"
-    assert manifest["settings"]["crop_chunk"] == 1
+    assert manifest["settings"]["crop_chunk"] == 1 and manifest["settings"]["relu_redirect_steps"] == 1
     assert "jax" in manifest["versions"] and "tensorflow" not in manifest["versions"]
     # The atlas with dataset examples: a folder of natural images ranked by the units under JAX.
     photos = tmp_path / "photos"

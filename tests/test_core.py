@@ -49,7 +49,6 @@ def test_configurations_are_frozen_validated_and_round_trip():
     assert MacoConfig.from_json(config.to_json()) == config
     imagenet = MacoConfig(pixel_statistics="imagenet", phase_as="complex", relu_redirect_steps=2)
     assert MacoConfig.from_json(json.loads(json.dumps(imagenet.to_json()))) == imagenet
-    assert imagenet.tensorflow_only() == ["relu_redirect_steps"]  # pixel_statistics and phase_as run everywhere
     assert config_lib.CONFIGS["paper"].steps == 256 and config_lib.CONFIGS["fast"] == MacoConfig()
     schedules = MacoConfig(steps=4, noise=0.1, values_range=(0, 255), crop_scale=Ramp(0.5, 0.25)).schedules()
     np.testing.assert_allclose(schedules["noise"], 25.5)
@@ -137,8 +136,6 @@ def test_a_visualizer_checks_its_arguments(tiny_model):
         maco_keras.Visualizer(tiny_model, {"steps": 3})
     with pytest.raises(ValueError, match="image_size"):
         maco_keras.Visualizer(tiny_model, MacoConfig(image_size=16))
-    with pytest.raises(ValueError, match=r"received: relu_redirect_steps=4 \(TensorFlow's maco only\)"):
-        maco_keras.Visualizer(tiny_model, MacoConfig(antialias=True, phase_as="complex", relu_redirect_steps=4))
     with pytest.raises(ValueError, match=r"expected pixel_statistics with 3 means .* received: pixel_statistics="):
         maco_keras.Visualizer(tiny_model, MacoConfig(pixel_statistics=((0.5, 0.5), (0.2, 0.2))))
     with pytest.raises(ValueError, match=r"standard deviations in .*\(from pixel_statistics\)"):

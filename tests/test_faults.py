@@ -348,6 +348,26 @@ def test_relu_redirect_changed_on_resume_is_refused(reference, saved_model, tmp_
     assert "relu_redirect_steps=0" in _one_line(capsys.readouterr().err)
 
 
+def test_a_two_crop_run_of_the_versions_with_non_square_crops_is_not_resumed(reference, saved_model, tmp_path,
+                                                                             capsys):
+    """0.3.0 and 0.4.0 cut two crops per step as non-squares (Keras's `ops.add` on TensorFlow); their folders of
+    --crops 2 are refused, one line; the same folder as this version wrote it resumes."""
+    import json
+
+    folder = tmp_path / "run"
+    shutil.copytree(reference, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["settings"]["crops"] == 2 and manifest["settings"]["draws"] == "counter"
+    manifest["versions"]["maco_keras"] = "0.4.0"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(_visualize(saved_model, folder, units="0-3,7,8"))
+    assert stopped.value.code == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "maco-keras 0.4.0" in line and "not squares" in line
+    assert not (folder / "units" / "unit_8.json").exists()  # refused before any unit ran
+
+
 def test_a_record_made_with_other_settings_is_refused(reference, saved_model, tmp_path, capsys):
     """Where the manifest cannot be created exclusively (object stores), each record's settings digest is
     checked: a unit another run wrote is refused at read time."""

@@ -37,6 +37,8 @@ NO_FRAMEWORKS = ("import sys\n"
     (["visualize", "{model}", "--out", ""], "--out=''"),
     (["visualize", "{model}", "--out", "{tmp}/out", "--values-range", "1", "0"], "--values-range"),
     (["visualize", "{model}", "--out", "{tmp}/out", "--backend", "jax", "--strategy", "mirrored"], "--strategy"),
+    (["visualize", "{model}", "--out", "{tmp}/out", "--backend", "torch", "--crops", "4", "--crop-chunk", "3"],
+     "--crop-chunk=3"),
     (["visualize", "{model}", "--out", "{tmp}/out", "--steps", "0"], "--steps"),
     (["atlas", "{tmp}/nowhere"], "no such folder"),
     (["atlas", "{tmp}", "--top", "2"], "no manifest.json in it"),

@@ -9,10 +9,13 @@ partitioner runs the model on each device's crops and sums their gradients, as
 `strategy=` shares a step's crops on TensorFlow.
 """
 
+import contextlib
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .. import models
 from .. import taps
 
 
@@ -28,7 +31,9 @@ class Runner:
 
     @staticmethod
     def sharing(devices=None):
-        """How many devices share each unit's crops (`crop_chunk` is per device)."""
+        """How many devices share each unit's crops (`crop_chunk` is per device); an error for no devices."""
+        if devices is not None and not len(devices):
+            raise ValueError(f"expected at least one device, received: devices={devices!r}")
         return len(jax.devices() if devices is None else devices)
 
     def __init__(self, plan, compiled, devices=None):
@@ -36,13 +41,15 @@ class Runner:
         self.model = compiled.model
         self.capture = taps.FeatureCapture(self.model, compiled.taps)
         self.devices = list(jax.devices() if devices is None else devices)
-        if plan.config.crops % len(self.devices):
-            raise ValueError(f"expected crops divisible by the {len(self.devices)} devices that share them, "
-                             f"received: crops={plan.config.crops}")
+        count = self.sharing(self.devices)
+        if plan.config.crops % count or (plan.crop_chunk or count) % count:
+            raise ValueError(f"expected crops (and a crop chunk) divisible by the {count} devices that share them, "
+                             f"received: crops={plan.config.crops}, crop_chunk={plan.crop_chunk}")
         self.mesh = Mesh(np.array(self.devices), ("crops",)) if len(self.devices) > 1 else None
         self.trace_count = 0
         self._start = jax.jit(self._start_steps, static_argnums=2)
-        self._advance = jax.jit(self._advance_steps)
+        # The ReLU redirect (`relu_redirect_steps`) rewires the model's gradient: its steps are a compilation apart.
+        self._advance = jax.jit(self._advance_steps, static_argnames="redirect")
         self._pictures = jax.jit(lambda phases, magnitudes: jax.lax.map(lambda args: plan.picture(*args),
                                                                         (phases, magnitudes)))
 
@@ -119,7 +126,8 @@ class Runner:
 
         return jax.lax.map(unit, (phases, magnitudes, keys, masks, scales))
 
-    def _advance_steps(self, weights, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
+    def _advance_steps(self, weights, state, start, stop, seed, keys, magnitudes, masks, scales, schedules,
+                       redirect=False):
         self.trace_count += 1  # Python side effect: runs only while tracing.
 
         def body(step, state):
@@ -129,16 +137,20 @@ class Runner:
             return self.plan.update(state, step, scores, image_gradients, phase_gradients,
                                     schedules["learning_rate"][step], schedules["cutoff"][step])
 
-        return jax.lax.fori_loop(start, stop, body, state)
+        with models.redirecting_relus(self.model) if redirect else contextlib.nullcontext():  # traced inside
+            return jax.lax.fori_loop(start, stop, body, state)
 
     def start(self, seed, keys, steps):
         self._placed_weights = self.weights()  # once per run, not at every chunk of steps
         return self._start(self.place(np.int32(seed)), self.place(keys), steps)
 
     def advance(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
-        return self._advance(self._placed_weights, state, self.place(np.int32(start)), self.place(np.int32(stop)),
-                             self.place(np.int32(seed)), self.place(keys), self.place(magnitudes),
-                             self.place(list(masks)), self.place(scales), self.place(schedules))
+        arguments = (self.place(np.int32(seed)), self.place(keys), self.place(magnitudes), self.place(list(masks)),
+                     self.place(scales), self.place(schedules))
+        for first, end, redirect in self.plan.spans(start, stop):
+            state = self._advance(self._placed_weights, state, self.place(np.int32(first)),
+                                  self.place(np.int32(end)), *arguments, redirect=redirect)
+        return state
 
     def pictures(self, phases, magnitudes):
         return np.asarray(self._pictures(phases, self.place(magnitudes)))
@@ -146,4 +158,7 @@ class Runner:
     def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
         run = jax.jit(lambda weights, args: self.step_of_units(weights, *args, seed, step, scale, amplitude))
-        return [np.asarray(x) for x in run(self.weights(), self.place((phases, magnitudes, keys, list(masks), scales)))]
+        with models.redirecting_relus(self.model) if step < self.plan.config.relu_redirect_steps \
+                else contextlib.nullcontext():  # traced inside
+            parts = run(self.weights(), self.place((phases, magnitudes, keys, list(masks), scales)))
+        return [np.asarray(x) for x in parts]

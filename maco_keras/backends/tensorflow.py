@@ -7,10 +7,13 @@ objectives, the C++ crop-gradient kernel), which draws the same inputs from the 
 generator and agrees with this runner to float tolerance (tests).
 """
 
+import contextlib
+
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from .. import models
 from .. import taps
 
 
@@ -89,8 +92,8 @@ class Runner:
                                   scales[index], seed, step, scale, amplitude) for index in range(phases.shape[0])]
         return [tf.stack(part) for part in zip(*results)]
 
-    def _advance_steps(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
-        self.trace_count += 1  # Python side effect: runs only while tracing.
+    def _advance_steps(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules, redirect=False):
+        self.trace_count += 1  # Python side effect: runs only while tracing (a Python `redirect` is traced apart).
 
         def body(step, state):
             scores, image_gradients, phase_gradients = self._units(
@@ -100,14 +103,18 @@ class Runner:
                                      schedules["learning_rate"][step], schedules["cutoff"][step])
             return step + 1, state
 
-        _, state = tf.while_loop(lambda step, _: step < stop, body, (start, state))
+        with models.redirecting_relus(self.model) if redirect else contextlib.nullcontext():  # traced inside
+            _, state = tf.while_loop(lambda step, _: step < stop, body, (start, state))
         return state
 
     def advance(self, state, start, stop, seed, keys, magnitudes, masks, scales, schedules):
-        return self._advance(state, tf.constant(start, tf.int32), tf.constant(stop, tf.int32),
-                             tf.constant(seed, tf.int32), tf.constant(keys, tf.int32), tf.constant(magnitudes),
-                             [tf.constant(mask) for mask in masks], tf.constant(scales),
-                             {name: tf.constant(values) for name, values in schedules.items()})
+        arguments = (tf.constant(seed, tf.int32), tf.constant(keys, tf.int32), tf.constant(magnitudes),
+                     [tf.constant(mask) for mask in masks], tf.constant(scales),
+                     {name: tf.constant(values) for name, values in schedules.items()})
+        for first, end, redirect in self.plan.spans(start, stop):
+            state = self._advance(state, tf.constant(first, tf.int32), tf.constant(end, tf.int32), *arguments,
+                                  redirect=redirect)
+        return state
 
     def pictures(self, phases, magnitudes):
         return np.stack([ops.convert_to_numpy(self.plan.picture(phases[index], magnitudes[index]))
@@ -115,7 +122,10 @@ class Runner:
 
     def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
-        parts = self._units(tf.constant(phases), tf.constant(step, tf.int32), tf.constant(seed, tf.int32),
-                            tf.constant(keys, tf.int32), tf.constant(magnitudes), [tf.constant(m) for m in masks],
-                            tf.constant(scales), tf.constant(scale, tf.float32), tf.constant(amplitude, tf.float32))
+        with models.redirecting_relus(self.model) if step < self.plan.config.relu_redirect_steps \
+                else contextlib.nullcontext():
+            parts = self._units(tf.constant(phases), tf.constant(step, tf.int32), tf.constant(seed, tf.int32),
+                                tf.constant(keys, tf.int32), tf.constant(magnitudes), [tf.constant(m) for m in masks],
+                                tf.constant(scales), tf.constant(scale, tf.float32),
+                                tf.constant(amplitude, tf.float32))
         return [part.numpy() for part in parts]

@@ -9,10 +9,13 @@ pay (`benchmarks/torch_compile.py`, the shared MobileNetV1-0.25 on the 2-core CP
 forward and backward of 32 crops against eager's 0.09 s).
 """
 
+import contextlib
+
 import numpy as np
 import torch
 from keras import ops
 
+from .. import models
 from .. import taps
 
 
@@ -27,7 +30,9 @@ class Runner:
 
     @staticmethod
     def sharing(devices=None):
-        """How many devices share each unit's crops: one."""
+        """How many devices share each unit's crops: one (an error for more)."""
+        if devices is not None and len(devices) > 1:
+            raise ValueError(f"expected one device on PyTorch, received: devices={devices!r}")
         return 1
 
     def __init__(self, plan, compiled, devices=None):
@@ -89,9 +94,9 @@ class Runner:
         scales = ops.convert_to_tensor(scales)
         schedules = {name: [float(value) for value in values] for name, values in schedules.items()}
         for step in range(start, stop):
-            scores, image_gradients, phase_gradients = self._step(
+            scores, image_gradients, phase_gradients = self.step_gradients(
                 state[0], step, seed, keys, magnitudes, masks, scales, schedules["crop_scale"][step],
-                schedules["noise"][step])
+                schedules["noise"][step], as_numpy=False)
             with torch.no_grad():
                 state = self.plan.update(state, step, scores, image_gradients, phase_gradients,
                                          schedules["learning_rate"][step], schedules["cutoff"][step])
@@ -103,9 +108,12 @@ class Runner:
             return np.stack([ops.convert_to_numpy(self.plan.picture(phases[index], magnitudes[index]))
                              for index in range(phases.shape[0])])
 
-    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
-        """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
-        parts = self._step(ops.convert_to_tensor(phases), step, seed, keys, ops.convert_to_tensor(magnitudes),
-                           [ops.convert_to_tensor(mask) for mask in masks], ops.convert_to_tensor(scales),
-                           scale, amplitude)
-        return [ops.convert_to_numpy(part) for part in parts]
+    def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude, as_numpy=True):
+        """Every unit's (score, image gradient, phase gradient) at one step, without an update (NumPy: for tests)."""
+        # The ReLU redirect's steps run inside its block (their autograd graphs hold the redirected rule).
+        with models.redirecting_relus(self.model) if step < self.plan.config.relu_redirect_steps \
+                else contextlib.nullcontext():
+            parts = self._step(ops.convert_to_tensor(phases), step, seed, keys, ops.convert_to_tensor(magnitudes),
+                               [ops.convert_to_tensor(mask) for mask in masks], ops.convert_to_tensor(scales),
+                               scale, amplitude)
+        return [ops.convert_to_numpy(part) for part in parts] if as_numpy else parts

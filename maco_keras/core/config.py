@@ -151,9 +151,7 @@ class MacoConfig:
             [0, 1]: each channel rendered with that mean and spread instead of `contrast`.
         relu_redirect_steps: for the first this many steps the model's ReLUs pass gradients
             through dead units (Lucid's redirected ReLU).
-        `relu_redirect_steps` is TensorFlow's engine's (`maco` on TensorFlow): a
-        `Visualizer` on any backend refuses a configuration that changes it
-        (`tensorflow_only`). Every other setting runs on every backend.
+        Every setting runs on every backend.
 
     Example:
         >>> config = MacoConfig(steps=128, seed=0)
@@ -203,10 +201,6 @@ class MacoConfig:
         set_("relu_redirect_steps", int(self.relu_redirect_steps))
         self.schedules()  # every schedule checked against the step count, once, here
 
-    def tensorflow_only(self):
-        """The settings this configuration changes that only TensorFlow's engine runs (names, sorted)."""
-        return sorted(name for name, default in TENSORFLOW_ONLY.items() if getattr(self, name) != default)
-
     def replace(self, **changes):
         """A new configuration with `changes`, validated."""
         unknown = sorted(set(changes) - {field.name for field in dataclasses.fields(self)})
@@ -249,10 +243,6 @@ class MacoConfig:
             if isinstance(data.get(name), dict):
                 data[name] = Ramp(**data[name]["ramp"])
         return cls(**data)
-
-
-# What only TensorFlow's engine runs, at the values that leave it out.
-TENSORFLOW_ONLY = {"relu_redirect_steps": 0}
 
 
 def _frozen_pixel_statistics(value):

@@ -52,7 +52,10 @@ def boxes(seed, key, step, num_crops, scale, config, side_range=SIDE_RANGE):
     side = sides(seed, key, step, num_crops, scale, config.crop_scale_std, config.crop_scale_of, side_range)
     corners = ops.multiply(draws.uniform(draws.stream_key(seed, key, step, draws.CORNERS), (num_crops, 2)),
                            ops.subtract(1.0, side))
-    return ops.concatenate([corners, ops.add(corners, side)], axis=1)
+    # The side repeated to the corners' shape, not broadcast: on TensorFlow, Keras's `ops.add` takes a second
+    # operand with one axis of size > 1 for a bias of the first's last axis (`tf.nn.bias_add`), so (K, 2) + (K, 1)
+    # added the K sides along the columns when K == 2 (Keras 3.15; a test pins the boxes of two crops).
+    return ops.concatenate([corners, ops.add(corners, ops.repeat(side, 2, axis=1))], axis=1)
 
 
 def noise(seed, key, step, shape, amplitude):

@@ -21,6 +21,7 @@ and the others go on (masks select, they never multiply a NaN by 0).
 
 from keras import ops
 
+from .. import validation
 from . import crops as crops_lib
 from . import draws
 from . import nadam
@@ -58,6 +59,8 @@ class Plan:
         self.tone = tone_lib.tone(config.pixel_statistics, self.channels)  # fitted once; None: one contrast
         # `antialias`: crops cut at twice the model input, then each 2x2 block averaged (a box filter).
         self.cut_size = tuple(side * (2 if config.antialias else 1) for side in self.input_size)
+        if crop_chunk is not None:
+            crop_chunk = validation.positive_int("crop_chunk", crop_chunk)
         self.crop_chunk = None if crop_chunk is None or crop_chunk == config.crops else crop_chunk
         if self.crop_chunk is not None and config.crops % self.crop_chunk:
             raise ValueError(f"expected crop_chunk to divide crops={config.crops}, received: crop_chunk={crop_chunk}")
@@ -117,6 +120,13 @@ class Plan:
     def group_score(self, outputs, masks, scales):
         """(N,): every unit's score from the outputs at `group_crops` (masks (N, ...), scales (N, terms, 2))."""
         return objectives_lib.group_scores(outputs, self.structure, masks, scales, self.config.crops)
+
+    def spans(self, start, stop):
+        """Steps start .. stop - 1 as [(first, end, redirect)]: the runs of steps with and without the ReLU redirect
+        (on for the first `relu_redirect_steps`), each compiled apart (the redirect rewires the model's gradient)."""
+        switch = min(max(self.config.relu_redirect_steps, start), stop)
+        return [(first, end, redirect) for first, end, redirect in ((start, switch, True), (switch, stop, False))
+                if first < end]
 
     def initial_state(self, phases, steps):
         """The loop's state: (phases, NAdam state, transparency sum, scores history, failed step per unit)."""

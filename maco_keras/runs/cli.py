@@ -229,12 +229,13 @@ def check_before_import(args):
         backend = configured_backend(args)
         if backend != "tensorflow":
             # The established engine's options; the other backends run the backend-neutral core.
-            for flag, value, default in (("--strategy", args.strategy, "none"),
-                                         ("--relu-redirect-steps", args.relu_redirect_steps, 0),
-                                         ("--method", args.method, "maco")):
+            for flag, value, default in (("--strategy", args.strategy, "none"), ("--method", args.method, "maco")):
                 if value != default:
                     raise ValueError(f"expected {flag} {default} on the {backend} backend (TensorFlow only), "
                                      f"received: {flag}={value}")
+            if args.crop_chunk is not None and args.crops % args.crop_chunk:  # (JAX's devices: checked at the model)
+                raise ValueError(f"expected --crop-chunk to divide --crops={args.crops}, received: "
+                                 f"--crop-chunk={args.crop_chunk}")
     elif args.command == "atlas":
         _check_run_folder(args.folder)
         if args.labels is not None and not pathlib.Path(args.labels).is_file():

@@ -43,6 +43,10 @@ READABLE_FORMATS = (1, 2, 3)
 # What each earlier `draws` was, for the one line that refuses to resume it.
 EARLIER_DRAWS = {"per batch": "TensorFlow's Philox generator keyed per batch",
                  "per unit": "TensorFlow's Philox generator keyed per unit"}
+# The versions whose MACO crops of a run with --crops 2 were not squares: Keras's `ops.add` on TensorFlow took the
+# two crops' sides for a bias of the box's last axis (`core.crops.boxes` repeats them since 0.4.1); runs with other
+# crop counts drew the same boxes then as now.
+NON_SQUARE_TWO_CROPS = ("0.3.0", "0.4.0")
 # The settings that change a unit's result: a folder's units must all share them.
 RESULT_SETTINGS = ("method", "steps", "image_size", "crops", "values_range", "seed", "noise", "crop_scale", "preset",
                    "contrast", "draws", "backend", "relu_redirect_steps", "weights")
@@ -460,6 +464,13 @@ class RunFolder:
                 f"random draws came from {EARLIER_DRAWS.get(theirs_draws, repr(theirs_draws))}, not this version's "
                 f"generator: resuming it would mix the two; finish it with the version that started it (its "
                 f"manifest's versions), or use another --out")
+        made_by = (manifest.get("versions") or {}).get("maco_keras")
+        if theirs_draws == "counter" and made_by in NON_SQUARE_TWO_CROPS and \
+                manifest["settings"].get("method") == "maco" and manifest["settings"].get("crops") == 2:
+            raise RunFolderError(
+                f"{self.folder} was written by maco-keras {made_by}, whose two crops per step were not squares "
+                "(fixed in 0.4.1): resuming it would mix the two; finish it with the version that started it, or "
+                "use another --out")
         for key in RESULT_SETTINGS:
             ours = _recorded(description["settings"], key)
             theirs = _recorded(manifest["settings"], key)
