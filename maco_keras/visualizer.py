@@ -48,8 +48,9 @@ class Visualizer:
         devices: JAX: the devices that share each unit's crops (default all of them).
         crop_chunk: None (a unit's crops through the model at once), or how many of a
             unit's crops each device runs through the model at once: a divisor of the crops
-            per device. It bounds a step's memory, at the cost of smaller batches; the
-            pictures change by float rounding only. Not with a diversity term.
+            per device. It bounds a step's memory, at the cost of smaller batches. A step's
+            score and gradients change by float rounding only, but over the steps NAdam
+            can part the pictures (README, *Large runs*). Not with a diversity term.
         batch_size: units optimized together (default all); a unit's picture does not
             depend on its batch (except with diversity, whose term compares a batch's
             pictures: it needs them all in one batch).

@@ -181,6 +181,12 @@ def main():
         prior, _ = maco_keras.maco(objectives.channel(model, "conv2", [0, 1]), magnitude=magnitudes, steps=2,
                                    image_size=40, crops=2, seed=0, verbose=False)
         result.update(magnitudes=magnitudes, prior=prior)
+        # Plotted with their transparency (Xplique's convention, without Xplique: it would import TensorFlow).
+        import matplotlib
+
+        matplotlib.use("Agg")
+        figure = maco_keras.plots.plot_visualizations(inverted.images, inverted.transparency, names=["a", "b"])
+        result["plotted"] = np.array(len([axis for axis in figure.axes if axis.images]))
         result.update(inverted_images=inverted.images, inverted_scores=inverted.scores,
                       accentuated=accentuated.images, accentuated_scores=accentuated.scores, image=image,
                       accentuated_names=np.array(accentuated.names))

@@ -235,6 +235,7 @@ def test_inversion_accentuation_and_dataset_examples_run_without_tensorflow(back
     # Dataset examples and their magnitudes, a prior from data, on this backend.
     assert got["magnitudes"].shape == (2, 3, 40, 21) and np.all(got["magnitudes"] > 0)
     assert got["prior"].shape == (2, 40, 40, 3) and np.all(np.isfinite(got["prior"]))
+    assert int(got["plotted"]) == 2  # plotted with their transparency, without Xplique
     assert not got["tensorflow_imported"] and not got["xplique_imported"]
 
 
@@ -365,6 +366,12 @@ def test_the_command_line_under_jax_then_a_resume_under_tensorflow_is_refused(tm
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["settings"]["backend"] == "jax" and manifest["settings"]["draws"] == "counter"
     assert manifest["settings"]["crop_chunk"] == 1 and manifest["settings"]["relu_redirect_steps"] == 1
+    # On JAX a crop chunk makes the pictures (a chunk's crops are a batch of their own): a resume with another is
+    # one line, exit 2.
+    other_chunk = subprocess.run(command + ["--backend", "jax", "--relu-redirect-steps", "1", "--units", "1-3"],
+                                 env=base, capture_output=True, text=True, timeout=600)
+    assert other_chunk.returncode == 2 and not (out / "units" / "unit_3.json").exists()
+    assert "crop_chunk=1, this one has crop_chunk=None" in other_chunk.stderr.strip().splitlines()[-1]
     assert "jax" in manifest["versions"] and "tensorflow" not in manifest["versions"]
     # The atlas with dataset examples: a folder of natural images ranked by the units under JAX.
     photos = tmp_path / "photos"

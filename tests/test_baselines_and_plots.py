@@ -64,3 +64,21 @@ def test_plot_visualizations_size_and_transparency_as_alpha():
     matplotlib.pyplot.close(figure)
     alpha = plots.transparency_alpha(transparency)
     assert alpha.shape == (3, 16, 16, 1) and alpha[:, :8].min() == 1.0 and alpha[:, 8:].max() == 0.0
+
+
+def test_the_transparency_plot_without_xplique_draws_what_xplique_draws():
+    """JAX and PyTorch draw a picture with its transparency without Xplique (which imports TensorFlow): the same
+    RGBA array as Xplique's `plot_maco`."""
+    from xplique.plots import plot_maco
+
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0, 1, (16, 16, 3)).astype(np.float32)
+    transparency = rng.gamma(1.0, 1.0, (16, 16, 3)).astype(np.float32)
+    drawn = []
+    for draw in (plot_maco, plots.plot_with_transparency):
+        figure = matplotlib.pyplot.figure()
+        draw(image, transparency, percentile_alpha=70)
+        drawn.append(np.asarray(figure.axes[0].images[-1].get_array()))
+        matplotlib.pyplot.close(figure)
+    assert drawn[0].shape == (16, 16, 4)
+    np.testing.assert_allclose(drawn[1], drawn[0], atol=1e-6)

@@ -17,10 +17,10 @@ def _python(cell_source):
                      else line for line in lines)
 
 
-def test_there_are_five_notebooks():
+def test_there_are_six_notebooks():
     assert [path.name for path in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_internal_channels.ipynb", "03_inversion_and_accentuation.ipynb",
-        "04_craft_concepts.ipynb", "05_vision_transformer.ipynb"]
+        "04_craft_concepts.ipynb", "05_vision_transformer.ipynb", "06_jax_and_pytorch.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -49,3 +49,6 @@ def test_notebook_runs_end_to_end(path, monkeypatch):
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert not [output for output in outputs if output.get("output_type") == "error"]
     assert any("image/png" in output.get("data", {}) for output in outputs), "the notebook shows no picture"
+    if path.name == "06_jax_and_pytorch.ipynb":  # it ran on JAX, without TensorFlow or Xplique
+        text = "".join(output.get("text", "") for output in outputs)
+        assert "Keras backend: jax" in text and "tensorflow imported: False | xplique imported: False" in text, text

@@ -1,12 +1,17 @@
-"""Plotting and saving visualizations, with Xplique's conventions (`xplique.plots.plot_maco`)."""
+"""Plotting and saving visualizations, with Xplique's conventions (`xplique.plots.plot_maco`).
+
+On TensorFlow a picture with its transparency is drawn by Xplique's `plot_maco`; on JAX and
+PyTorch by `plot_with_transparency`, the same arithmetic without Xplique, which imports
+TensorFlow (and on a GPU, TensorFlow takes its memory from the backend that runs).
+"""
 
 import math
 import pathlib
 import re
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
-from xplique.plots import plot_maco
 
 from .. import validation
 from ..runs.results import png_bytes, to_display, transparency_alpha, write_atomic  # noqa: F401 (this module's API)
@@ -17,6 +22,19 @@ def apply_transparency(images, transparency, values_range=(-1.0, 1.0), percentil
     low, high = validation.values_range(values_range)
     alpha = transparency_alpha(transparency, percentile)
     return alpha * np.asarray(images, np.float32) + (1.0 - alpha) * (low + high) / 2.0
+
+
+def plot_with_transparency(image, transparency, percentile_alpha=80):
+    """Xplique's `plot_maco` without Xplique: the picture (its 1st to 99th percentile) times its alpha, stretched to
+    [0, 1], drawn with that alpha (`transparency_alpha`: the channel mean, ceiled at `percentile_alpha`)."""
+    image = np.asarray(image, np.float32)
+    image = np.clip(image, np.percentile(image, 1.0), np.percentile(image, 99.0))
+    alpha = transparency_alpha(np.asarray(transparency, np.float32)[None], percentile_alpha)[0]
+    image = image * alpha
+    image = image - image.min()
+    image = image / image.max()
+    plt.imshow(np.concatenate([image, alpha], -1))
+    plt.axis("off")
 
 
 def plot_visualizations(images, transparency=None, names=None, values_range=(-1.0, 1.0), cols=4, img_size=3.0,
@@ -40,12 +58,16 @@ def plot_visualizations(images, transparency=None, names=None, values_range=(-1.
     cols = min(validation.positive_int("cols", cols), count)
     rows = math.ceil(count / cols)
     figure = plt.figure(figsize=(cols * img_size, rows * img_size))
+    if transparency is not None and keras.backend.backend() == "tensorflow":
+        from xplique.plots import plot_maco as plot_with_alpha
+    else:
+        plot_with_alpha = plot_with_transparency
     for index in range(count):
         plt.subplot(rows, cols, index + 1)
         if transparency is not None:
             alpha = np.asarray(transparency[index])
-            plot_maco(images[index], alpha if alpha.shape[-1] == 3 else np.repeat(alpha, 3, -1),
-                      percentile_alpha=percentile_alpha)
+            plot_with_alpha(images[index], alpha if alpha.shape[-1] == 3 else np.repeat(alpha, 3, -1),
+                            percentile_alpha=percentile_alpha)
         else:
             plt.imshow(images[index])
             plt.axis("off")

@@ -98,6 +98,13 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def chunk_changes_pictures(settings):
+    """Whether a run's `crop_chunk` is one of the settings that make its pictures: on JAX and PyTorch a chunk's
+    crops go through the model as a batch of their own, and after the first step's rounding, NAdam parts the
+    pictures (TensorFlow's engine sums the crops' gradients in one order whatever the chunk: the same bits)."""
+    return _recorded(settings, "backend") != "tensorflow"
+
+
 def settings_digest(settings, model_digest=None):
     """A digest of the settings that change a unit's picture (`RESULT_SETTINGS`) and of the model.
 
@@ -105,6 +112,8 @@ def settings_digest(settings, model_digest=None):
     creation (`tf.io.gfile`) still refuses, at read time, units that another run made.
     """
     checked = {key: _recorded(settings, key) for key in RESULT_SETTINGS}
+    if chunk_changes_pictures(settings) and settings.get("crop_chunk") is not None:
+        checked["crop_chunk"] = settings["crop_chunk"]  # (absent when None: earlier folders keep their digests)
     return sha256(json.dumps({"settings": checked, "model": model_digest}, sort_keys=True).encode())[:16]
 
 
@@ -471,6 +480,12 @@ class RunFolder:
                 f"{self.folder} was written by maco-keras {made_by}, whose two crops per step were not squares "
                 "(fixed in 0.4.1): resuming it would mix the two; finish it with the version that started it, or "
                 "use another --out")
+        if chunk_changes_pictures(manifest["settings"]) and \
+                manifest["settings"].get("crop_chunk") != description["settings"].get("crop_chunk"):
+            raise RunFolderError(
+                f"{self.folder} holds a run with crop_chunk={manifest['settings'].get('crop_chunk')!r}, this one has "
+                f"crop_chunk={description['settings'].get('crop_chunk')!r} (on the {backend} backend the chunk "
+                "changes the pictures): use the same --crop-chunk to resume, or another --out")
         for key in RESULT_SETTINGS:
             ours = _recorded(description["settings"], key)
             theirs = _recorded(manifest["settings"], key)
