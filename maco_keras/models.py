@@ -286,8 +286,9 @@ def redirected_relu_any_backend(x, max_value=None):
 
 @contextlib.contextmanager
 def redirecting_relus(model):
-    """Within the block, `model`'s ReLUs (ReLU and ReLU6 layers, `activation="relu"`, nested
-    models' too) have the redirected gradient (`redirected_relu_any_backend`); restored after.
+    """Within the block, `model`'s ReLUs (`ReLU` layers, `ReLU(max_value=6)` too, and an
+    instance's `activation="relu"`, nested models' too) have the redirected gradient
+    (`redirected_relu_any_backend`); restored after.
 
     What the backend-neutral core runs for `relu_redirect_steps` on every backend: a step
     traced (or, on PyTorch, run) inside the block redirects, one outside does not. The
@@ -303,14 +304,15 @@ def redirecting_relus(model):
                 swapped.append((layer, "call", layer.__dict__.get("call")))
                 object.__setattr__(layer, "call", lambda inputs, max_value=layer.max_value:
                                    redirected_relu_any_backend(inputs, max_value))
-            elif getattr(layer, "activation", None) is keras.activations.relu:
+            elif layer.__dict__.get("activation") is keras.activations.relu:
+                # (An RNN layer's `activation` is a read-only property: its cell, reached too, holds the function.)
                 swapped.append((layer, "activation", layer.__dict__.get("activation")))
                 object.__setattr__(layer, "activation", redirected_relu_any_backend)
         yield
     finally:
         for layer, attribute, own in reversed(swapped):
-            if attribute == "call" and own is None:
-                layer.__dict__.pop("call", None)
+            if own is None:
+                layer.__dict__.pop(attribute, None)
             else:
                 object.__setattr__(layer, attribute, own)
 

@@ -99,6 +99,16 @@ class Visualizer:
                 self._plan_chunk = crop_chunk * sharing  # the Plan's chunk: every device's crops of it together
         self._runners = {}
 
+    @property
+    def chunked(self):
+        """Whether a unit's crops go through the model in chunks (a `crop_chunk` below the crops per device)."""
+        return self._plan_chunk is not None
+
+    @property
+    def sharing(self):
+        """How many devices share each unit's crops (JAX's `devices`; 1 elsewhere)."""
+        return backends.runner_class().sharing(self.devices)
+
     def objective(self, objective=None, units=None):
         """The `CompiledObjective` of `objective`, or of the model output's `units` (its logits)."""
         if objective is None:

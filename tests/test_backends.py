@@ -372,6 +372,19 @@ def test_the_command_line_under_jax_then_a_resume_under_tensorflow_is_refused(tm
                                  env=base, capture_output=True, text=True, timeout=600)
     assert other_chunk.returncode == 2 and not (out / "units" / "unit_3.json").exists()
     assert "crop_chunk=1, this one has crop_chunk=None" in other_chunk.stderr.strip().splitlines()[-1]
+    # A JAX run on another number of devices (they share each unit's crops) is refused too; a JAX folder of
+    # --crops 2 by 0.4.0 is not (its boxes were squares: only TensorFlow's ops.add took the sides for a bias).
+    assert manifest["settings"]["devices"] == 1
+    manifest_path = out / "manifest.json"
+    manifest["versions"]["maco_keras"] = "0.4.0"
+    for devices, code in ((2, 2), (1, 0)):
+        manifest["settings"]["devices"] = devices
+        manifest_path.write_text(json.dumps(manifest))
+        resumed = subprocess.run(command + ["--backend", "jax", "--crop-chunk", "1", "--relu-redirect-steps", "1"],
+                                 env=base, capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == code, resumed.stderr[-2000:]
+        if code:
+            assert "holds a run on 2 devices, this one runs on 1" in resumed.stderr.strip().splitlines()[-1]
     assert "jax" in manifest["versions"] and "tensorflow" not in manifest["versions"]
     # The atlas with dataset examples: a folder of natural images ranked by the units under JAX.
     photos = tmp_path / "photos"

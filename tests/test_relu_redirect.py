@@ -66,3 +66,24 @@ def test_maco_wakes_a_dead_channel_with_the_redirect(dead_model):
         maco_keras.maco(objective, relu_redirect_steps=-1, **kwargs)
     with pytest.raises(ValueError, match="callable"):
         maco_keras.maco(lambda x: dead_model(x)[:, 0], input_shape=(32, 32, 3), relu_redirect_steps=2, **kwargs)
+
+
+def test_the_any_backend_redirect_swaps_only_what_an_instance_holds_and_restores_it():
+    """`models.redirecting_relus` (what a `Visualizer` runs on every backend): a ReLU inside an RNN's cell is
+    swapped (the RNN layer's own `activation` is a read-only property), everything is itself again after, even
+    when the block raises, and the forward pass is plain ReLU's."""
+    inputs = keras.Input((5, 3))
+    x = keras.layers.LSTM(4, activation="relu", return_sequences=True, name="lstm")(inputs)
+    x = keras.layers.Activation("relu", name="act")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(x)))
+    data = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+    cell = model.get_layer("lstm").cell
+    with models.redirecting_relus(model):
+        assert cell.activation is models.redirected_relu_any_backend
+        assert model.get_layer("act").activation is models.redirected_relu_any_backend
+        np.testing.assert_allclose(model(data).numpy(), model.predict(data, verbose=0), atol=1e-6)
+    assert cell.activation is keras.activations.relu and model.get_layer("act").activation is keras.activations.relu
+    with pytest.raises(RuntimeError):
+        with models.redirecting_relus(model):
+            raise RuntimeError("a failed trace")
+    assert cell.activation is keras.activations.relu and "call" not in model.get_layer("act").__dict__

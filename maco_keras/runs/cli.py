@@ -422,11 +422,14 @@ class VisualizeJob:
                               and key not in NO_FLAG})
         settings = {"method": args.method, "steps": args.steps, "image_size": args.image_size, "crops": args.crops,
                     "values_range": list(self.values_range), "seed": args.seed, "noise": None, "crop_scale": None,
-                    "batch": args.batch, "crop_chunk": args.crop_chunk, "strategy": args.strategy,
+                    "batch": args.batch, "strategy": args.strategy,
+                    # On JAX and PyTorch the chunk makes the pictures: None where it is every crop at once.
+                    "crop_chunk": args.crop_chunk if self.backend == "tensorflow" or self.visualizer.chunked else None,
                     "relu_redirect_steps": args.relu_redirect_steps, "preset": args.preset,
                     "contrast": CONFIGS[args.preset].contrast if args.method == "maco" else None,
                     "weights": args.weights if loaded.values_range is not None else None, "draws": draws,
-                    "backend": self.backend}
+                    "backend": self.backend,
+                    **({"devices": self.visualizer.sharing} if self.backend == "jax" else {})}
         self.model_digest = models.digest(self.model)
         self.model_path = (str(pathlib.Path(loaded.source).resolve())
                            if pathlib.Path(loaded.source).is_file() else None)

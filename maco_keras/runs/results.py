@@ -43,7 +43,7 @@ READABLE_FORMATS = (1, 2, 3)
 # What each earlier `draws` was, for the one line that refuses to resume it.
 EARLIER_DRAWS = {"per batch": "TensorFlow's Philox generator keyed per batch",
                  "per unit": "TensorFlow's Philox generator keyed per unit"}
-# The versions whose MACO crops of a run with --crops 2 were not squares: Keras's `ops.add` on TensorFlow took the
+# The versions whose MACO crops of a TensorFlow run with --crops 2 were not squares: Keras's `ops.add` on TensorFlow took the
 # two crops' sides for a bias of the box's last axis (`core.crops.boxes` repeats them since 0.4.1); runs with other
 # crop counts drew the same boxes then as now.
 NON_SQUARE_TWO_CROPS = ("0.3.0", "0.4.0")
@@ -474,7 +474,7 @@ class RunFolder:
                 f"generator: resuming it would mix the two; finish it with the version that started it (its "
                 f"manifest's versions), or use another --out")
         made_by = (manifest.get("versions") or {}).get("maco_keras")
-        if theirs_draws == "counter" and made_by in NON_SQUARE_TWO_CROPS and \
+        if theirs_draws == "counter" and made_by in NON_SQUARE_TWO_CROPS and backend == "tensorflow" and \
                 manifest["settings"].get("method") == "maco" and manifest["settings"].get("crops") == 2:
             raise RunFolderError(
                 f"{self.folder} was written by maco-keras {made_by}, whose two crops per step were not squares "
@@ -486,6 +486,11 @@ class RunFolder:
                 f"{self.folder} holds a run with crop_chunk={manifest['settings'].get('crop_chunk')!r}, this one has "
                 f"crop_chunk={description['settings'].get('crop_chunk')!r} (on the {backend} backend the chunk "
                 "changes the pictures): use the same --crop-chunk to resume, or another --out")
+        theirs_devices, ours_devices = manifest["settings"].get("devices"), description["settings"].get("devices")
+        if theirs_devices is not None and ours_devices is not None and theirs_devices != ours_devices:
+            raise RunFolderError(
+                f"{self.folder} holds a run on {theirs_devices} devices, this one runs on {ours_devices} (they share "
+                "each unit's crops: another count changes the pictures): resume it where it ran, or use another --out")
         for key in RESULT_SETTINGS:
             ours = _recorded(description["settings"], key)
             theirs = _recorded(manifest["settings"], key)
