@@ -285,7 +285,7 @@ def redirected_relu_any_backend(x, max_value=None):
 
 
 @contextlib.contextmanager
-def redirecting_relus(model):
+def redirecting_relus(model, redirect=True):
     """Within the block, `model`'s ReLUs (`ReLU` layers, `ReLU(max_value=6)` too, and an
     instance's `activation="relu"`, nested models' too) have the redirected gradient
     (`redirected_relu_any_backend`); restored after.
@@ -293,11 +293,12 @@ def redirecting_relus(model):
     What the backend-neutral core runs for `relu_redirect_steps` on every backend: a step
     traced (or, on PyTorch, run) inside the block redirects, one outside does not. The
     layers' `call` or `activation` is swapped on the instance, as `taps.recording` swaps a
-    tapped layer's `call` (nested inside this block, it wraps the swapped call).
+    tapped layer's `call` (nested inside this block, it wraps the swapped call). With
+    `redirect` false the block changes nothing (a step outside the redirected ones).
     """
     swapped = []  # (layer, attribute, the instance's own value or None)
     try:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in model._flatten_layers(include_self=False, recursive=True) if redirect else ():
             if type(layer) is keras.layers.ReLU:
                 if layer.negative_slope or layer.threshold:
                     continue  # leaky or thresholded: never dead, nothing to redirect

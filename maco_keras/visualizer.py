@@ -84,7 +84,7 @@ class Visualizer:
         self.batch_size = None if batch_size is None else validation.positive_int("batch_size", batch_size)
         self.verbose = validation.flag("verbose", verbose)
         runner_class = backends.runner_class()  # the active backend is one we run on, checked before any work
-        sharing = runner_class.sharing(devices)  # checks `devices`
+        self.sharing = sharing = runner_class.sharing(devices)  # how many devices share each unit's crops
         if config.crops % sharing:
             raise ValueError(f"expected crops divisible by the {sharing} devices that share them, received: "
                              f"crops={config.crops}")
@@ -103,11 +103,6 @@ class Visualizer:
     def chunked(self):
         """Whether a unit's crops go through the model in chunks (a `crop_chunk` below the crops per device)."""
         return self._plan_chunk is not None
-
-    @property
-    def sharing(self):
-        """How many devices share each unit's crops (JAX's `devices`; 1 elsewhere)."""
-        return backends.runner_class().sharing(self.devices)
 
     def objective(self, objective=None, units=None):
         """The `CompiledObjective` of `objective`, or of the model output's `units` (its logits)."""

@@ -34,6 +34,23 @@ def load():
     return tiny_model() if MODEL is None else keras.models.load_model(MODEL)
 
 
+def visualizer_and_engine(model, config, other):
+    """Units 3 and 5 through a `Visualizer` with `config` (scores, pictures, transparency), the pictures with `other`
+    (what the settings move: "plain_images"), and on TensorFlow also its engine's, `maco`."""
+    import keras
+
+    import maco_keras
+
+    visualization = maco_keras.Visualizer(model, config, verbose=False)(units=[3, 5])
+    result = dict(images=visualization.images, scores=visualization.scores, transparency=visualization.transparency,
+                  plain_images=maco_keras.Visualizer(model, other, verbose=False)(units=[3, 5]).images)
+    if keras.backend.backend() == "tensorflow":
+        engine = maco_keras.maco(model, units=[3, 5], config=config, verbose=False, return_visualization=True)
+        result.update(engine_images=engine.images, engine_scores=engine.scores,
+                      engine_transparency=engine.transparency)
+    return result
+
+
 def main():
     import keras
 
@@ -235,32 +252,15 @@ def main():
     elif TASK == "tone":
         # antialias (crops cut at twice the input, then 2x2 means) and pixel_statistics (each channel its own tone):
         # through a Visualizer, and on TensorFlow also its engine, `maco`.
-        model = load()
         config = maco_keras.MacoConfig(steps=3, image_size=48, crops=4, seed=0, antialias=True,
                                        pixel_statistics="imagenet")
-        visualization = maco_keras.Visualizer(model, config, verbose=False)(units=[3, 5])
-        result.update(images=visualization.images, scores=visualization.scores,
-                      transparency=visualization.transparency)
-        plain = maco_keras.Visualizer(model, config.replace(antialias=False, pixel_statistics=None), verbose=False)
-        result["plain_images"] = plain(units=[3, 5]).images
-        if keras.backend.backend() == "tensorflow":
-            engine = maco_keras.maco(model, units=[3, 5], config=config, verbose=False, return_visualization=True)
-            result.update(engine_images=engine.images, engine_scores=engine.scores,
-                          engine_transparency=engine.transparency)
+        result.update(visualizer_and_engine(load(), config, config.replace(antialias=False, pixel_statistics=None)))
     elif TASK == "complex":
         # phase_as="complex": each frequency's phase a (real, imaginary) pair, normalized when rendered, through a
         # Visualizer; on TensorFlow also its engine, `maco` (MacoImage's complex weight and Keras's Nadam).
         model = load()
         config = maco_keras.MacoConfig(steps=3, image_size=48, crops=4, seed=0, phase_as="complex")
-        visualization = maco_keras.Visualizer(model, config, verbose=False)(units=[3, 5])
-        result.update(images=visualization.images, scores=visualization.scores,
-                      transparency=visualization.transparency)
-        result["angle_images"] = maco_keras.Visualizer(model, config.replace(phase_as="angle"),
-                                                       verbose=False)(units=[3, 5]).images
-        if keras.backend.backend() == "tensorflow":
-            engine = maco_keras.maco(model, units=[3, 5], config=config, verbose=False, return_visualization=True)
-            result.update(engine_images=engine.images, engine_scores=engine.scores,
-                          engine_transparency=engine.transparency)
+        result.update(visualizer_and_engine(model, config, config.replace(phase_as="angle")))
         # A run started from given phases (feature accentuation's), held as complex numbers.
         from maco_keras import applications
 

@@ -9,8 +9,6 @@ partitioner runs the model on each device's crops and sums their gradients, as
 `strategy=` shares a step's crops on TensorFlow.
 """
 
-import contextlib
-
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -137,7 +135,7 @@ class Runner:
             return self.plan.update(state, step, scores, image_gradients, phase_gradients,
                                     schedules["learning_rate"][step], schedules["cutoff"][step])
 
-        with models.redirecting_relus(self.model) if redirect else contextlib.nullcontext():  # traced inside
+        with models.redirecting_relus(self.model, redirect):  # traced inside
             return jax.lax.fori_loop(start, stop, body, state)
 
     def start(self, seed, keys, steps):
@@ -158,7 +156,6 @@ class Runner:
     def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
         run = jax.jit(lambda weights, args: self.step_of_units(weights, *args, seed, step, scale, amplitude))
-        with models.redirecting_relus(self.model) if step < self.plan.config.relu_redirect_steps \
-                else contextlib.nullcontext():  # traced inside
+        with models.redirecting_relus(self.model, step < self.plan.config.relu_redirect_steps):  # traced inside
             parts = run(self.weights(), self.place((phases, magnitudes, keys, list(masks), scales)))
         return [np.asarray(x) for x in parts]

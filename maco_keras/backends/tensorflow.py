@@ -7,8 +7,6 @@ objectives, the C++ crop-gradient kernel), which draws the same inputs from the 
 generator and agrees with this runner to float tolerance (tests).
 """
 
-import contextlib
-
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -103,7 +101,7 @@ class Runner:
                                      schedules["learning_rate"][step], schedules["cutoff"][step])
             return step + 1, state
 
-        with models.redirecting_relus(self.model) if redirect else contextlib.nullcontext():  # traced inside
+        with models.redirecting_relus(self.model, redirect):  # traced inside
             _, state = tf.while_loop(lambda step, _: step < stop, body, (start, state))
         return state
 
@@ -122,8 +120,7 @@ class Runner:
 
     def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (for tests)."""
-        with models.redirecting_relus(self.model) if step < self.plan.config.relu_redirect_steps \
-                else contextlib.nullcontext():
+        with models.redirecting_relus(self.model, step < self.plan.config.relu_redirect_steps):
             parts = self._units(tf.constant(phases), tf.constant(step, tf.int32), tf.constant(seed, tf.int32),
                                 tf.constant(keys, tf.int32), tf.constant(magnitudes), [tf.constant(m) for m in masks],
                                 tf.constant(scales), tf.constant(scale, tf.float32),

@@ -9,8 +9,6 @@ pay (`benchmarks/torch_compile.py`, the shared MobileNetV1-0.25 on the 2-core CP
 forward and backward of 32 crops against eager's 0.09 s).
 """
 
-import contextlib
-
 import numpy as np
 import torch
 from keras import ops
@@ -36,8 +34,7 @@ class Runner:
         return 1
 
     def __init__(self, plan, compiled, devices=None):
-        if devices is not None and len(devices) > 1:
-            raise ValueError(f"expected one device on PyTorch, received: devices={devices!r}")
+        self.sharing(devices)  # one device
         self.plan = plan
         self.model = compiled.model
         self.capture = taps.FeatureCapture(self.model, compiled.taps)
@@ -111,8 +108,7 @@ class Runner:
     def step_gradients(self, phases, step, seed, keys, magnitudes, masks, scales, scale, amplitude, as_numpy=True):
         """Every unit's (score, image gradient, phase gradient) at one step, without an update (NumPy: for tests)."""
         # The ReLU redirect's steps run inside its block (their autograd graphs hold the redirected rule).
-        with models.redirecting_relus(self.model) if step < self.plan.config.relu_redirect_steps \
-                else contextlib.nullcontext():
+        with models.redirecting_relus(self.model, step < self.plan.config.relu_redirect_steps):
             parts = self._step(ops.convert_to_tensor(phases), step, seed, keys, ops.convert_to_tensor(magnitudes),
                                [ops.convert_to_tensor(mask) for mask in masks], ops.convert_to_tensor(scales),
                                scale, amplitude)
